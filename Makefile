@@ -1,0 +1,37 @@
+# Strata — every target installs what it needs first; a second run with nothing changed reinstalls nothing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install up down demo test lint bench
+
+install: $(STAMP)
+
+# torch first, by exact version: pip then takes the local CPU wheel instead of gigabytes of CUDA builds.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+up: install
+	$(BIN)/strata up
+
+down: install
+	$(BIN)/strata down
+
+demo: install
+	$(BIN)/strata demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/strata bench

@@ -1,0 +1,15 @@
+"""Small Dagster resources, the same code against embedded and real servers. They know nothing of assets."""
+
+from resources.embeddings import EmbeddingModelResource
+from resources.landing import LandingZoneResource
+from resources.mongo import MongoResource
+from resources.postgres import PostgresResource
+from resources.qdrant import QdrantResource
+
+__all__ = [
+    "EmbeddingModelResource",
+    "LandingZoneResource",
+    "MongoResource",
+    "PostgresResource",
+    "QdrantResource",
+]

@@ -1,0 +1,80 @@
+"""`strata`: the command line of the platform. Every command reads the same STRATA_ configuration."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+
+from strata.config import Settings
+
+
+def _services(args: argparse.Namespace, settings: Settings) -> int:
+    from strata import services
+
+    if args.action == "up":
+        services.up(settings)
+    elif args.action == "down":
+        services.down(settings)
+    for line in services.status(settings):
+        print(line.line())
+    return 0
+
+
+def _env(args: argparse.Namespace, settings: Settings) -> int:
+    """Print `export` lines so a shell can run `dagster` or `dbt` against the same services."""
+    from strata import services
+
+    for name, value in services.service_environment(settings).items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from strata import dagster_process, services
+
+    env = services.up(settings)
+    for line in services.status(settings):
+        print(line.line())
+    url = dagster_process.start(settings, env)
+    print(f"dagster running {url}  (logs: {settings.logs_dir / 'dagster-dev.log'}; stop with `make down`)")
+    return 0
+
+
+def _down(args: argparse.Namespace, settings: Settings) -> int:
+    from strata import dagster_process, services
+
+    if dagster_process.stop(settings):
+        print("dagster stopped")
+    services.down(settings)
+    for line in services.status(settings):
+        print(line.line())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="strata", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    services_cmd = commands.add_parser("services", help="start, stop or show the embedded services")
+    services_cmd.add_argument("action", choices=["up", "down", "status"])
+    services_cmd.set_defaults(handler=_services)
+
+    commands.add_parser("env", help="print the service environment as shell exports").set_defaults(
+        handler=_env
+    )
+    commands.add_parser("up", help="services + sample drop + dagster dev in the background").set_defaults(
+        handler=_up
+    )
+    commands.add_parser("down", help="stop what `strata up` started").set_defaults(handler=_down)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args, Settings.from_env())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""The composition root: the one `Definitions` of the code location, wiring assets to resources.
+
+Resources take every URL through `EnvVar`, resolved when a run starts; `strata up` (and the test fixtures)
+export the concrete values, so nothing here looks at the environment while the code location loads.
+"""
+
+import dagster as dg
+
+from resources import (
+    EmbeddingModelResource,
+    LandingZoneResource,
+    MongoResource,
+    PostgresResource,
+    QdrantResource,
+)
+
+
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    return {
+        "postgres": PostgresResource(url=dg.EnvVar("STRATA_POSTGRES_URL")),
+        "mongo": MongoResource(
+            url=dg.EnvVar("STRATA_MONGO_URL"), database_name=dg.EnvVar("STRATA_MONGO_DATABASE")
+        ),
+        "qdrant": QdrantResource(url=dg.EnvVar("STRATA_QDRANT_URL")),
+        "embedder": EmbeddingModelResource(),
+        "landing": LandingZoneResource(root=dg.EnvVar("STRATA_LANDING_DIR")),
+    }
+
+
+defs = dg.Definitions(resources=build_resources())

@@ -1,0 +1,76 @@
+"""Shared fixtures: real embedded services in a throwaway STRATA_HOME, on a free port.
+
+The session's services never come from the caller's STRATA_* variables: a developer's own server must not
+receive the tests' DROP SCHEMA statements.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from resources import LandingZoneResource, MongoResource, PostgresResource, QdrantResource
+from strata import services
+from strata.config import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def strata_home() -> Iterator[Path]:
+    # Short and outside the repo: Postgres' data dir parents must be traversable by its system user.
+    home = Path(tempfile.mkdtemp(prefix="strata-test-"))
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(strata_home: Path) -> Settings:
+    return Settings.from_env({"STRATA_HOME": str(strata_home), "STRATA_POSTGRES_PORT": str(free_port())})
+
+
+@pytest.fixture(scope="session")
+def strata_env(settings: Settings) -> Iterator[dict[str, str]]:
+    """The services are up and os.environ carries their URLs, as under `strata up`."""
+    env = services.up(settings)
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    yield env
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    services.down(settings)
+
+
+@pytest.fixture(scope="session")
+def postgres(strata_env: dict[str, str]) -> PostgresResource:
+    return PostgresResource(url=strata_env["STRATA_POSTGRES_URL"])
+
+
+@pytest.fixture
+def mongo(strata_env: dict[str, str], tmp_path: Path) -> MongoResource:
+    return MongoResource(url=(tmp_path / "mongo").as_uri(), database_name="strata_test")
+
+
+@pytest.fixture
+def qdrant(tmp_path: Path) -> QdrantResource:
+    return QdrantResource(url=(tmp_path / "qdrant").as_uri())
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> LandingZoneResource:
+    root = tmp_path / "landing"
+    root.mkdir()
+    return LandingZoneResource(root=str(root))

