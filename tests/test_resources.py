@@ -13,7 +13,13 @@ import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from resources import EmbeddingModelResource, LandingZoneResource, MongoResource, PostgresResource, QdrantResource
+from resources import (
+    EmbeddingModelResource,
+    LandingZoneResource,
+    MongoResource,
+    PostgresResource,
+    QdrantResource,
+)
 from resources.landing import LandingPathError
 
 
@@ -32,9 +38,9 @@ def scratch_table(postgres: PostgresResource):
     with postgres.connect(autocommit=True) as conn:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
         conn.execute(
-            sql.SQL("CREATE TABLE {} (id bigint, name text, score float8, seen_at timestamptz, doc jsonb)").format(
-                table
-            )
+            sql.SQL(
+                "CREATE TABLE {} (id bigint, name text, score float8, seen_at timestamptz, doc jsonb)"
+            ).format(table)
         )
     yield table
     with postgres.connect(autocommit=True) as conn:
@@ -46,7 +52,9 @@ def test_postgres_copy_round_trips_text_and_binary_rows(postgres: PostgresResour
     rows = [(i, f"name {i}; with 'quotes'\tand tabs", i / 3, seen, '{"k": [1, 2]}') for i in range(1000)]
 
     with postgres.transaction() as conn:
-        text_count = postgres.copy_rows(conn, scratch_table, ["id", "name", "score", "seen_at", "doc"], rows[:500])
+        text_count = postgres.copy_rows(
+            conn, scratch_table, ["id", "name", "score", "seen_at", "doc"], rows[:500]
+        )
         binary_count = postgres.copy_rows(
             conn,
             scratch_table,
@@ -78,7 +86,9 @@ def test_qdrant_local_store_serves_search_and_reopens_in_another_process(qdrant:
     from qdrant_client import models
 
     with qdrant.client() as client:
-        client.create_collection("docs", vectors_config=models.VectorParams(size=3, distance=models.Distance.COSINE))
+        client.create_collection(
+            "docs", vectors_config=models.VectorParams(size=3, distance=models.Distance.COSINE)
+        )
         client.upsert(
             "docs",
             points=[
