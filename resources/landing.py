@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 
@@ -14,6 +16,8 @@ class LandingPathError(ValueError):
 
 class LandingZoneResource(dg.ConfigurableResource):
     root: str
+    # After a load, files move to archive/ (or error/) under the root, or stay where they landed.
+    after_load: Literal["archive", "leave"] = "archive"
 
     @property
     def root_path(self) -> Path:
@@ -46,3 +50,17 @@ class LandingZoneResource(dg.ConfigurableResource):
                 continue
             if path.resolve().is_relative_to(root):
                 yield path
+
+    def settled_path(self, relative: str, *, errored: bool) -> str:
+        """Where a file of `relative` rests once its load has finished."""
+        if self.after_load == "leave":
+            return relative
+        return f"{'error' if errored else 'archive'}/{relative}"
+
+    def move(self, source: str, target: str) -> None:
+        """Move a file within the root (atomic rename; replaces an identical earlier copy at the target)."""
+        src, dst = self.resolve(source), self.resolve(target)
+        if src == dst:
+            return
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)

@@ -6,6 +6,7 @@ export the concrete values, so nothing here looks at the environment while the c
 
 import dagster as dg
 
+from assets.bronze import bronze_assets, landing_sensor
 from resources import (
     EmbeddingModelResource,
     LandingZoneResource,
@@ -27,4 +28,8 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
     }
 
 
-defs = dg.Definitions(resources=build_resources())
+defs = dg.Definitions(
+    assets=[*bronze_assets],
+    sensors=[landing_sensor],
+    resources=build_resources(),
+)

@@ -1,0 +1,119 @@
+"""The checks every bronze materialization returns, computed from the database after the load commits."""
+
+from __future__ import annotations
+
+import dagster as dg
+import psycopg
+from psycopg import sql
+
+from assets.bronze.load import FileOutcome
+from assets.bronze.sources import Source
+from assets.bronze.tables import QUARANTINE, table
+
+ACCOUNTED = "accounted"
+NO_DUPLICATE_RECORDS = "no_duplicate_records"
+SCHEMA_DRIFT = "schema_drift"
+QUARANTINE_RATE = "quarantine_rate"
+
+
+def check_specs(source: Source) -> list[dg.AssetCheckSpec]:
+    key = source.asset_key
+    return [
+        dg.AssetCheckSpec(
+            ACCOUNTED, asset=key, blocking=True, description="Per load: records read = loaded + quarantined."
+        ),
+        dg.AssetCheckSpec(
+            NO_DUPLICATE_RECORDS,
+            asset=key,
+            blocking=True,
+            description="No two rows of a partition share a record hash (byte-identical records).",
+        ),
+        dg.AssetCheckSpec(
+            SCHEMA_DRIFT,
+            asset=key,
+            description="Top-level fields new or missing compared with the source's history.",
+        ),
+        dg.AssetCheckSpec(
+            QUARANTINE_RATE,
+            asset=key,
+            description=f"Share of records quarantined stays under {source.quarantine_warn_rate:.0%}.",
+        ),
+    ]
+
+
+def accounted(conn: psycopg.Connection, source: Source, load_ids: list[int]) -> dg.AssetCheckResult:
+    rows = conn.execute(
+        sql.SQL(
+            """SELECT l.load_id, l.path, coalesce(l.records_read, 0),
+                      (SELECT count(*) FROM {table} b WHERE b.load_id = l.load_id),
+                      (SELECT count(*) FROM {quarantine} q WHERE q.load_id = l.load_id)
+               FROM ledger.loads l WHERE l.load_id = ANY(%s) ORDER BY l.load_id"""
+        ).format(table=table(source), quarantine=QUARANTINE),
+        (load_ids,),
+    ).fetchall()
+    off = [
+        {"load_id": load_id, "path": path, "read": read, "loaded": loaded, "quarantined": quarantined}
+        for load_id, path, read, loaded, quarantined in rows
+        if read != loaded + quarantined
+    ]
+    return dg.AssetCheckResult(
+        check_name=ACCOUNTED,
+        passed=not off,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "loads": len(rows),
+            "records_read": sum(r[2] for r in rows),
+            "loaded": sum(r[3] for r in rows),
+            "quarantined": sum(r[4] for r in rows),
+            "unaccounted_loads": dg.MetadataValue.json(off),
+        },
+    )
+
+
+def no_duplicate_records(
+    conn: psycopg.Connection, source: Source, partition_values: tuple[object, ...]
+) -> dg.AssetCheckResult:
+    where = sql.SQL(" AND ").join(
+        [sql.SQL("{} = %s").format(sql.Identifier(name)) for name, _ in source.partition_columns]
+        or [sql.SQL("true")]
+    )
+    duplicated = conn.execute(
+        sql.SQL(
+            "SELECT count(*) FROM (SELECT record_hash FROM {} WHERE {} GROUP BY record_hash HAVING count(*) > 1) d"
+        ).format(table(source), where),
+        partition_values,
+    ).fetchone()[0]
+    return dg.AssetCheckResult(
+        check_name=NO_DUPLICATE_RECORDS,
+        passed=duplicated == 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"duplicated_hashes": duplicated},
+    )
+
+
+def schema_drift(known_before: set[str], outcomes: list[FileOutcome]) -> dg.AssetCheckResult:
+    seen = set().union(*(o.fields_seen for o in outcomes)) if outcomes else set()
+    new = sorted(seen - known_before) if known_before else []
+    missing = sorted(known_before - seen) if seen else []
+    return dg.AssetCheckResult(
+        check_name=SCHEMA_DRIFT,
+        passed=not new and not missing,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "new_fields": dg.MetadataValue.json(new),
+            "missing_fields": dg.MetadataValue.json(missing),
+            "fields_seen": len(seen),
+        },
+    )
+
+
+def quarantine_rate(source: Source, outcomes: list[FileOutcome]) -> dg.AssetCheckResult:
+    read = sum(o.read for o in outcomes)
+    quarantined = sum(sum(o.quarantined.values()) for o in outcomes)
+    rate = quarantined / read if read else 0.0
+    return dg.AssetCheckResult(
+        check_name=QUARANTINE_RATE,
+        passed=rate <= source.quarantine_warn_rate,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"rate": dg.MetadataValue.float(round(rate, 6)), "quarantined": quarantined, "read": read},
+    )

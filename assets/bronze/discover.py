@@ -1,0 +1,136 @@
+"""Finding landed files and registering them in the ledger — shared by the landing sensor and by a
+bronze materialization started by hand (which registers what it finds before loading)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+
+from assets.bronze import ledger
+from assets.bronze.sources import PARTITION_START, Source
+from resources.landing import LandingZoneResource
+
+HASH_CHUNK = 4 << 20
+# A sender may drop `<file>.done` once `<file>` is complete: it is then stable at once.
+DONE_MARKER = ".done"
+
+
+@dataclass
+class Discovery:
+    registered: list[ledger.Load] = field(default_factory=list)
+    # Files seen but not registered this time (still changing, or over the budget), with their signature.
+    waiting: dict[str, tuple[int, int]] = field(default_factory=dict)
+    rejected: list[str] = field(default_factory=list)
+    bytes_hashed: int = 0
+    budget_exhausted: bool = False
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def discover(
+    conn: psycopg.Connection,
+    source: Source,
+    landing: LandingZoneResource,
+    *,
+    is_stable: Callable[[str, tuple[int, int]], bool] = lambda relative, signature: True,
+    only_partition: str | None = None,
+    max_files: int | None = None,
+    max_bytes: int | None = None,
+) -> Discovery:
+    """Register the stable, not yet ledgered files of `source`; bounded by `max_files` / `max_bytes` of hashing
+    so a backlog never makes one sensor tick run long (the rest is found on the next tick)."""
+    result = Discovery()
+    known = ledger.known_paths(conn, source.name)
+    for folder in source.folders:
+        for path in landing.iter_files(folder):
+            relative = landing.relative(path)
+            if relative.endswith(DONE_MARKER):
+                continue
+            stat = path.stat()
+            signature = (stat.st_size, stat.st_mtime_ns)
+            previous = known.get(relative)
+            mtime = datetime.fromtimestamp(stat.st_mtime, UTC)
+            if previous and previous.size_bytes == stat.st_size and previous.mtime == mtime:
+                _settle_leftover(landing, previous, relative)
+                continue
+            values = source.match(relative)
+            if values is None:
+                if not previous:
+                    reason = "path does not match the landing contract: " + " or ".join(source.patterns)
+                    _reject(conn, landing, source, relative, None, stat.st_size, reason, result)
+                continue
+            partition_key = source.partition_key(values)
+            if only_partition is not None and partition_key != only_partition:
+                continue
+            if "date" in values and not _in_partition_range(values["date"]):
+                _reject(
+                    conn,
+                    landing,
+                    source,
+                    relative,
+                    partition_key,
+                    stat.st_size,
+                    "date outside the partitions",
+                    result,
+                )
+                continue
+            over_budget = (max_files is not None and len(result.registered) >= max_files) or (
+                max_bytes is not None and result.bytes_hashed >= max_bytes
+            )
+            if over_budget or not is_stable(relative, signature):
+                result.budget_exhausted |= over_budget
+                result.waiting[relative] = signature
+                continue
+            result.bytes_hashed += stat.st_size
+            load, new = ledger.register(
+                conn,
+                source=source.name,
+                path=relative,
+                partition_key=partition_key,
+                size_bytes=stat.st_size,
+                mtime=mtime,
+                sha256=sha256_of(path),
+            )
+            if new and load.status == "duplicate":
+                settled = landing.settled_path(relative, errored=False)
+                landing.move(relative, settled)
+                ledger.set_stored_path(conn, load.load_id, settled)
+            elif new:
+                result.registered.append(load)
+            else:
+                _settle_leftover(landing, load, relative)
+    return result
+
+
+def _in_partition_range(day: str) -> bool:
+    try:
+        value = date.fromisoformat(day)
+    except ValueError:
+        return False
+    return date.fromisoformat(PARTITION_START) <= value <= datetime.now(UTC).date() + timedelta(days=1)
+
+
+def _reject(conn, landing, source, relative, partition_key, size, reason, result) -> None:
+    ledger.record_error(
+        conn, source=source.name, path=relative, partition_key=partition_key, size_bytes=size, error=reason
+    )
+    landing.move(relative, landing.settled_path(relative, errored=True))
+    result.rejected.append(relative)
+
+
+def _settle_leftover(landing: LandingZoneResource, load: ledger.Load, relative: str) -> None:
+    """A finished load whose file is still in the landing folder (landed again with the same bytes, or the
+    process stopped between commit and move): finish the move; the ledger already has it."""
+    if load.status in ("archived", "errored", "duplicate", "superseded") and load.stored_path != relative:
+        landing.move(relative, load.stored_path)

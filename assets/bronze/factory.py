@@ -1,0 +1,199 @@
+"""One factory turns each configured source into its bronze asset (with checks and metadata)."""
+
+import time
+from pathlib import Path
+
+import dagster as dg
+from psycopg import sql
+
+from assets.bronze import checks, ledger
+from assets.bronze.discover import discover
+from assets.bronze.load import FileOutcome, load_partition
+from assets.bronze.sources import OWNER, SOURCES, Source, split_partition_key
+from assets.bronze.tables import SCHEMA, ensure_tables, table
+from resources import LandingZoneResource, MongoResource, PostgresResource
+
+MONGO_BRONZE_DATABASE = "bronze"
+PREVIEW_ROWS = 5
+
+
+class BronzeLoadConfig(dg.Config):
+    """Unpartitioned sources load only new files; `reload_all` reloads every current file of the source."""
+
+    reload_all: bool = False
+
+
+def build_bronze_asset(source: Source) -> dg.AssetsDefinition:
+    kinds = {"postgres", "mongodb"} if source.mirror_to_mongo else {"postgres"}
+
+    @dg.asset(
+        key=source.asset_key,
+        group_name=source.domain,
+        kinds=kinds,
+        owners=[OWNER],
+        description=source.description,
+        partitions_def=source.partitions_def,
+        check_specs=checks.check_specs(source),
+        retry_policy=dg.RetryPolicy(
+            max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+        ),
+        metadata={
+            "dagster/table_name": f"{SCHEMA}.{source.name}",
+            "landing_patterns": dg.MetadataValue.json(list(source.patterns)),
+            "natural_key": dg.MetadataValue.json(list(source.natural_key)),
+        },
+    )
+    def bronze_asset(
+        context: dg.AssetExecutionContext,
+        config: BronzeLoadConfig,
+        postgres: PostgresResource,
+        mongo: MongoResource,
+        landing: LandingZoneResource,
+    ) -> dg.MaterializeResult:
+        return materialize(context, source, config, postgres, mongo, landing)
+
+    return bronze_asset
+
+
+def materialize(
+    context: dg.AssetExecutionContext,
+    source: Source,
+    config: BronzeLoadConfig,
+    postgres: PostgresResource,
+    mongo: MongoResource,
+    landing: LandingZoneResource,
+) -> dg.MaterializeResult:
+    partition_key = context.partition_key if source.partitions_def else None
+    started = time.monotonic()
+    # Autocommit: every `conn.transaction()` below is a real transaction, each committed on its own.
+    with postgres.connect(autocommit=True) as conn:
+        ledger.ensure_schema(conn)
+        ensure_tables(conn, source)
+        # A run started by hand registers what landed since the sensor last looked.
+        discover(conn, source, landing, only_partition=partition_key)
+        if source.partitions_def or config.reload_all:
+            loads = ledger.live_loads(conn, source.name, partition_key)
+        else:
+            loads = ledger.pending_loads(conn, source.name)
+        load_ids = [load.load_id for load in loads]
+        scope = drift_scope(source, partition_key)
+        known_before = ledger.known_fields(conn, scope, min(load_ids)) if load_ids else set()
+        if not loads:
+            context.log.info(f"{source.name} {partition_key or ''}: no files to load")
+        ledger.mark_ingesting(conn, load_ids, context.run_id)
+        try:
+            with conn.transaction():
+                outcomes = _load(conn, source, partition_key, loads, mongo, landing)
+                ledger.record_fields(conn, scope, {o.load.load_id: o.fields_seen for o in outcomes})
+        except Exception as exc:
+            ledger.mark_failed(conn, load_ids, f"{type(exc).__name__}: {exc}")
+            raise
+        _settle_files(context, landing, outcomes)
+        for outcome in outcomes:
+            if outcome.error:
+                context.log.warning(f"{source.name}: {outcome.load.path}: errored — {outcome.error}")
+        elapsed = time.monotonic() - started
+        partition_values = source.partition_values(partition_key)
+        results = [
+            checks.accounted(conn, source, load_ids),
+            checks.no_duplicate_records(conn, source, partition_values),
+            checks.schema_drift(known_before, outcomes),
+            checks.quarantine_rate(source, outcomes),
+        ]
+        metadata = _metadata(conn, source, partition_values, outcomes, elapsed)
+    return dg.MaterializeResult(metadata=metadata, check_results=results)
+
+
+def drift_scope(source: Source, partition_key: str | None) -> str:
+    """Fields legitimately differ by network, so drift is judged against the same network's history."""
+    if source.partitioning == "daily_network" and partition_key:
+        return f"{source.name}/{split_partition_key(partition_key)['network']}"
+    return source.name
+
+
+def _load(
+    conn, source, partition_key, loads, mongo: MongoResource, landing: LandingZoneResource
+) -> list[FileOutcome]:
+    root = Path(landing.root_path)
+
+    def run(collection) -> list[FileOutcome]:
+        return load_partition(
+            conn,
+            source,
+            partition_key,
+            loads,
+            landing_root=root,
+            mongo_collection=collection,
+            settled_path=lambda outcome: landing.settled_path(outcome.load.path, errored=bool(outcome.error)),
+        )
+
+    if not source.mirror_to_mongo:
+        return run(None)
+    with mongo.database(MONGO_BRONZE_DATABASE) as database:
+        return run(database[source.name])
+
+
+def _settle_files(context, landing: LandingZoneResource, outcomes: list[FileOutcome]) -> None:
+    """Move loaded files to archive/ or error/ — after the commit, so a crash in between only leaves a file the
+    sensor recognises (same path and bytes as a finished load) and moves then."""
+    for outcome in outcomes:
+        target = landing.settled_path(outcome.load.path, errored=bool(outcome.error))
+        current = (
+            outcome.load.stored_path
+            if landing.resolve(outcome.load.stored_path).exists()
+            else outcome.load.path
+        )
+        if current != target and landing.resolve(current).exists():
+            try:
+                landing.move(current, target)
+            except OSError as exc:
+                context.log.warning(f"could not move {current} to {target}: {exc}")
+
+
+def _metadata(conn, source: Source, partition_values, outcomes: list[FileOutcome], elapsed: float) -> dict:
+    where = sql.SQL(" AND ").join(
+        [sql.SQL("{} = %s").format(sql.Identifier(name)) for name, _ in source.partition_columns]
+        or [sql.SQL("true")]
+    )
+    row_count = conn.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table(source), where), partition_values
+    ).fetchone()[0]
+    columns = [c.column for c in source.fields]
+    preview = conn.execute(
+        sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY load_id, record_number LIMIT %s").format(
+            sql.SQL(", ").join(map(sql.Identifier, ["source_file", "record_number", *columns])),
+            table(source),
+            where,
+        ),
+        (*partition_values, PREVIEW_ROWS),
+    ).fetchall()
+    schema = conn.execute(
+        """SELECT column_name, data_type FROM information_schema.columns
+           WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position""",
+        (SCHEMA, source.name),
+    ).fetchall()
+    quarantined: dict[str, int] = {}
+    for outcome in outcomes:
+        for reason, count in outcome.quarantined.items():
+            quarantined[reason] = quarantined.get(reason, 0) + count
+    loaded = sum(o.loaded for o in outcomes)
+    header = ["source_file", "record_number", *columns]
+    markdown = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
+    markdown += "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in preview)
+    return {
+        "dagster/row_count": row_count,
+        "rows_loaded": loaded,
+        "records_read": sum(o.read for o in outcomes),
+        "files": len(outcomes),
+        "files_errored": sum(1 for o in outcomes if o.error),
+        "bytes": sum(o.load.size_bytes for o in outcomes),
+        "quarantined_by_reason": dg.MetadataValue.json(quarantined),
+        "rows_per_second": dg.MetadataValue.float(round(loaded / elapsed, 1) if elapsed else 0.0),
+        "preview": dg.MetadataValue.md(markdown),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name=name, type=data_type) for name, data_type in schema]
+        ),
+    }
+
+
+bronze_assets = [build_bronze_asset(source) for source in SOURCES]

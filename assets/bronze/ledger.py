@@ -1,0 +1,292 @@
+"""The load ledger (schema `ledger`): one row per landed file or extract, with its status lifecycle.
+
+    ready → ingesting → archived | errored          (and terminal: duplicate, superseded)
+
+Keyed by (source, path, sha256): the same bytes are never loaded twice. A renamed copy of loaded bytes is
+recorded as `duplicate` of the first. A path whose bytes change after loading gets a new row that
+`supersedes` the old one; loading it replaces the old rows in the same transaction and marks the old
+row `superseded` — the documented policy for changed files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+DDL = """
+CREATE SCHEMA IF NOT EXISTS ledger;
+CREATE TABLE IF NOT EXISTS ledger.loads (
+    load_id bigserial PRIMARY KEY,
+    source text NOT NULL,
+    path text NOT NULL,
+    stored_path text NOT NULL,
+    partition_key text,
+    size_bytes bigint NOT NULL,
+    mtime timestamptz,
+    sha256 text NOT NULL,
+    status text NOT NULL DEFAULT 'ready'
+        CHECK (status IN ('ready', 'ingesting', 'archived', 'errored', 'duplicate', 'superseded')),
+    duplicate_of bigint REFERENCES ledger.loads (load_id),
+    supersedes bigint REFERENCES ledger.loads (load_id),
+    error text,
+    records_read bigint,
+    records_loaded bigint,
+    records_quarantined bigint,
+    quarantined_by_reason jsonb,
+    details jsonb,
+    registered_at timestamptz NOT NULL DEFAULT now(),
+    started_at timestamptz,
+    finished_at timestamptz,
+    run_id text,
+    attempts integer NOT NULL DEFAULT 0,
+    UNIQUE (source, path, sha256)
+);
+CREATE INDEX IF NOT EXISTS loads_source_sha_idx ON ledger.loads (source, sha256);
+CREATE INDEX IF NOT EXISTS loads_source_partition_idx ON ledger.loads (source, partition_key, status);
+CREATE TABLE IF NOT EXISTS ledger.source_fields (
+    source text NOT NULL,
+    field text NOT NULL,
+    first_load_id bigint NOT NULL,
+    last_load_id bigint NOT NULL,
+    PRIMARY KEY (source, field)
+);
+CREATE TABLE IF NOT EXISTS ledger.watermarks (
+    source text PRIMARY KEY,
+    watermark timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    run_id text
+);
+"""
+
+# Loads that count as the current content of their path.
+LIVE_STATUSES = ("ready", "ingesting", "archived", "errored")
+
+
+@dataclass
+class Load:
+    load_id: int
+    source: str
+    path: str
+    stored_path: str
+    partition_key: str | None
+    size_bytes: int
+    sha256: str
+    status: str
+    supersedes: int | None
+    duplicate_of: int | None
+    mtime: datetime | None = None
+
+
+_LOAD_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, Load.__dataclass_fields__))
+
+
+def _q(template: str) -> sql.Composed:
+    return sql.SQL(template).format(columns=_LOAD_COLUMNS)
+
+
+def ensure_schema(conn: psycopg.Connection) -> None:
+    """Idempotent DDL; an advisory lock keeps concurrent runs from racing on CREATE IF NOT EXISTS."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('strata.ledger.ddl'))")
+        conn.execute(DDL)
+
+
+def register(
+    conn: psycopg.Connection,
+    *,
+    source: str,
+    path: str,
+    partition_key: str | None,
+    size_bytes: int,
+    mtime: datetime | None,
+    sha256: str,
+) -> tuple[Load, bool]:
+    """Record a landed file; returns (its load, whether the row is new). Same path and bytes → the existing
+    row; same bytes under another path → a new `duplicate` row; same path, new bytes → a new row that
+    supersedes the previous one."""
+    with conn.transaction():
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('strata.ledger.register'), hashtext(%s))", (source,)
+        )
+        cur = conn.cursor(row_factory=class_row(Load))
+        existing = cur.execute(
+            _q("SELECT {columns} FROM ledger.loads WHERE source = %s AND path = %s AND sha256 = %s"),
+            (source, path, sha256),
+        ).fetchone()
+        if existing:
+            return existing, False
+        original = cur.execute(
+            _q("""SELECT {columns} FROM ledger.loads
+                WHERE source = %s AND sha256 = %s AND status NOT IN ('duplicate', 'superseded')
+                ORDER BY load_id LIMIT 1"""),
+            (source, sha256),
+        ).fetchone()
+        previous = cur.execute(
+            _q("""SELECT {columns} FROM ledger.loads
+                WHERE source = %s AND path = %s AND status = ANY(%s) ORDER BY load_id DESC LIMIT 1"""),
+            (source, path, list(LIVE_STATUSES)),
+        ).fetchone()
+        status = "duplicate" if original else "ready"
+        load = cur.execute(
+            _q("""INSERT INTO ledger.loads
+                    (source, path, stored_path, partition_key, size_bytes, mtime, sha256, status,
+                     duplicate_of, supersedes, error)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                RETURNING {columns}"""),
+            (
+                source,
+                path,
+                path,
+                partition_key,
+                size_bytes,
+                mtime,
+                sha256,
+                status,
+                original.load_id if original else None,
+                previous.load_id if previous and not original else None,
+                f"same bytes as load {original.load_id} ({original.path})" if original else None,
+            ),
+        ).fetchone()
+        return load, True
+
+
+def record_error(
+    conn: psycopg.Connection,
+    *,
+    source: str,
+    path: str,
+    partition_key: str | None,
+    size_bytes: int,
+    error: str,
+) -> None:
+    """A landed file that cannot even be registered as a load of its source (e.g. its path breaks the landing
+    contract) is still recorded, as an errored load, so nothing disappears silently."""
+    with conn.transaction():
+        conn.execute(
+            """INSERT INTO ledger.loads (source, path, stored_path, partition_key, size_bytes, sha256, status, error)
+               VALUES (%s, %s, %s, %s, %s, '', 'errored', %s)
+               ON CONFLICT (source, path, sha256) DO UPDATE SET error = EXCLUDED.error""",
+            (source, path, path, partition_key, size_bytes, error),
+        )
+
+
+def live_loads(conn: psycopg.Connection, source: str, partition_key: str | None) -> list[Load]:
+    """The current load of every path of a partition (what a full reload of the partition reads)."""
+    cur = conn.cursor(row_factory=class_row(Load))
+    return cur.execute(
+        _q("""SELECT {columns} FROM ledger.loads
+            WHERE source = %s AND partition_key IS NOT DISTINCT FROM %s AND status = ANY(%s) AND sha256 <> ''
+            ORDER BY load_id"""),
+        (source, partition_key, list(LIVE_STATUSES)),
+    ).fetchall()
+
+
+def pending_loads(conn: psycopg.Connection, source: str) -> list[Load]:
+    """Loads registered but not (successfully) loaded yet."""
+    cur = conn.cursor(row_factory=class_row(Load))
+    return cur.execute(
+        _q("""SELECT {columns} FROM ledger.loads
+            WHERE source = %s AND status IN ('ready', 'ingesting') ORDER BY load_id"""),
+        (source,),
+    ).fetchall()
+
+
+def known_paths(conn: psycopg.Connection, source: str) -> dict[str, Load]:
+    """The latest ledger row of every path of a source (for the sensor's change detection)."""
+    cur = conn.cursor(row_factory=class_row(Load))
+    rows = cur.execute(
+        _q("""SELECT DISTINCT ON (path) {columns} FROM ledger.loads
+            WHERE source = %s ORDER BY path, load_id DESC"""),
+        (source,),
+    ).fetchall()
+    return {row.path: row for row in rows}
+
+
+def mark_ingesting(conn: psycopg.Connection, load_ids: list[int], run_id: str) -> None:
+    """Committed before the data transaction starts, so a killed load leaves `ingesting` + its run id."""
+    with conn.transaction():
+        conn.execute(
+            """UPDATE ledger.loads SET status = 'ingesting', started_at = now(), run_id = %s,
+                   attempts = attempts + 1, error = NULL
+               WHERE load_id = ANY(%s)""",
+            (run_id, load_ids),
+        )
+
+
+def mark_done(
+    conn: psycopg.Connection,
+    load_id: int,
+    *,
+    status: str,
+    read: int,
+    loaded: int,
+    quarantined: dict[str, int],
+    stored_path: str,
+    error: str | None = None,
+    details: dict | None = None,
+) -> None:
+    conn.execute(
+        """UPDATE ledger.loads SET status = %s, records_read = %s, records_loaded = %s,
+               records_quarantined = %s, quarantined_by_reason = %s, stored_path = %s, error = %s,
+               details = %s, finished_at = %s
+           WHERE load_id = %s""",
+        (
+            status,
+            read,
+            loaded,
+            sum(quarantined.values()),
+            Jsonb(quarantined),
+            stored_path,
+            error,
+            Jsonb(details or {}),
+            datetime.now(UTC),
+            load_id,
+        ),
+    )
+
+
+def set_stored_path(conn: psycopg.Connection, load_id: int, stored_path: str) -> None:
+    with conn.transaction():
+        conn.execute("UPDATE ledger.loads SET stored_path = %s WHERE load_id = %s", (stored_path, load_id))
+
+
+def mark_superseded(conn: psycopg.Connection, load_ids: list[int]) -> None:
+    conn.execute("UPDATE ledger.loads SET status = 'superseded' WHERE load_id = ANY(%s)", (load_ids,))
+
+
+def mark_failed(conn: psycopg.Connection, load_ids: list[int], error: str) -> None:
+    """After a failed data transaction: the loads are errored with the reason (a re-run retries them)."""
+    with conn.transaction():
+        conn.execute(
+            "UPDATE ledger.loads SET status = 'errored', error = %s, finished_at = now() WHERE load_id = ANY(%s)",
+            (error, load_ids),
+        )
+
+
+def known_fields(conn: psycopg.Connection, scope: str, before_load_id: int) -> set[str]:
+    """Fields of `scope` (a source, or a source's network) seen in loads older than `before_load_id`."""
+    rows = conn.execute(
+        "SELECT field FROM ledger.source_fields WHERE source = %s AND first_load_id < %s",
+        (scope, before_load_id),
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def record_fields(conn: psycopg.Connection, scope: str, fields_by_load: dict[int, set[str]]) -> None:
+    rows = [
+        (scope, name, load_id, load_id) for load_id, names in fields_by_load.items() for name in sorted(names)
+    ]
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO ledger.source_fields (source, field, first_load_id, last_load_id)
+               VALUES (%s, %s, %s, %s)
+               ON CONFLICT (source, field) DO UPDATE SET
+                   first_load_id = least(ledger.source_fields.first_load_id, EXCLUDED.first_load_id),
+                   last_load_id = greatest(ledger.source_fields.last_load_id, EXCLUDED.last_load_id)""",
+            rows,
+        )

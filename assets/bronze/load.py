@@ -1,0 +1,409 @@
+"""Loading ledgered files of one source partition into its bronze table, in the caller's transaction.
+
+Per file (inside a savepoint): stream records → binary COPY of lineage + extracted columns + the raw JSON;
+records that cannot be used go to `bronze.quarantine` with the reason. A file that cannot be read at all
+becomes one quarantine entry and an `errored` load. Then byte-identical records within the partition are
+moved to quarantine (`duplicate_record`), and the ledger rows get their counts — all in the same
+transaction as the data, so a killed load leaves nothing visible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import orjson
+import psycopg
+from psycopg import sql
+from psycopg.types.json import set_json_dumps
+
+from assets.bronze import ledger
+from assets.bronze.readers import (
+    FileError,
+    Record,
+    csv_records,
+    detect_encoding,
+    json_document_records,
+    jsonl_records,
+)
+from assets.bronze.sources import Field, Source
+from assets.bronze.tables import LINEAGE_COLUMNS, QUARANTINE, table
+
+MONGO_BATCH = 1000
+# The raw bytes kept in quarantine for a file that could not be read at all (the file itself goes to error/).
+MAX_FILE_QUARANTINE_BYTES = 16 << 20
+
+
+@dataclass
+class FileOutcome:
+    load: ledger.Load
+    read: int = 0
+    loaded: int = 0
+    quarantined: Counter = field(default_factory=Counter)
+    error: str | None = None
+    details: dict = field(default_factory=dict)
+    fields_seen: set[str] = field(default_factory=set)
+
+    @property
+    def status(self) -> str:
+        return "errored" if self.error else "archived"
+
+
+def load_partition(
+    conn: psycopg.Connection,
+    source: Source,
+    partition_key: str | None,
+    loads: list[ledger.Load],
+    *,
+    landing_root: Path,
+    mongo_collection=None,
+    settled_path: Callable[[FileOutcome], str] | None = None,
+) -> list[FileOutcome]:
+    """Replace the rows of `loads` (and of the loads they supersede) with a fresh load of their files."""
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(coalesce(%s, '')))", (source.name, partition_key)
+    )
+    # Raw JSON arrives as bytes already serialized; hand them to jsonb untouched.
+    set_json_dumps(_passthrough, context=conn)
+    load_ids = [load.load_id for load in loads]
+    replaced = load_ids + [load.supersedes for load in loads if load.supersedes]
+    conn.execute(sql.SQL("DELETE FROM {} WHERE load_id = ANY(%s)").format(table(source)), (replaced,))
+    conn.execute(sql.SQL("DELETE FROM {} WHERE load_id = ANY(%s)").format(QUARANTINE), (replaced,))
+    if mongo_collection is not None:
+        mongo_collection.delete_many({"load_id": {"$in": replaced}})
+
+    outcomes = []
+    for load in loads:
+        path = _locate(landing_root, load)
+        outcome = FileOutcome(load)
+        try:
+            with conn.transaction():
+                _copy_file(conn, source, partition_key, load, path, outcome, mongo_collection)
+        except FileError as exc:
+            if mongo_collection is not None:
+                mongo_collection.delete_many({"load_id": load.load_id})
+            outcome = FileOutcome(load, read=1, error=str(exc))
+            outcome.quarantined[exc.reason] = 1
+            raw = path.open("rb").read(MAX_FILE_QUARANTINE_BYTES) if path.exists() else b""
+            _write_quarantine(
+                conn, source, partition_key, load, [Record(0, raw, reason=exc.reason, detail=exc.detail)]
+            )
+        outcomes.append(outcome)
+
+    duplicates = _quarantine_duplicates(conn, source, partition_key, load_ids)
+    for outcome in outcomes:
+        removed = duplicates.get(outcome.load.load_id, 0)
+        if removed:
+            outcome.loaded -= removed
+            outcome.quarantined["duplicate_record"] += removed
+        ledger.mark_done(
+            conn,
+            outcome.load.load_id,
+            status=outcome.status,
+            read=outcome.read,
+            loaded=outcome.loaded,
+            quarantined=dict(outcome.quarantined),
+            stored_path=settled_path(outcome) if settled_path else outcome.load.stored_path,
+            error=outcome.error,
+            details=outcome.details,
+        )
+    ledger.mark_superseded(conn, [load.supersedes for load in loads if load.supersedes])
+    return outcomes
+
+
+def _passthrough(obj) -> bytes:
+    return obj if isinstance(obj, bytes) else orjson.dumps(obj)
+
+
+def _locate(landing_root: Path, load: ledger.Load) -> Path:
+    """Where the bytes are now: archived, or still where they landed."""
+    stored = landing_root / load.stored_path
+    return stored if stored.exists() else landing_root / load.path
+
+
+def _records(source: Source, path: Path, outcome: FileOutcome) -> Iterator[Record]:
+    if source.format == "jsonl":
+        return jsonl_records(path)
+    if source.format == "json":
+        records, repairs = json_document_records(path, source.record_path)
+        if repairs:
+            outcome.details["repairs"] = repairs
+        return records
+    encoding = detect_encoding(path)
+    outcome.details["encoding"] = encoding
+    return csv_records(path, encoding)
+
+
+def _copy_file(
+    conn: psycopg.Connection,
+    source: Source,
+    partition_key: str | None,
+    load: ledger.Load,
+    path: Path,
+    outcome: FileOutcome,
+    mongo_collection,
+) -> None:
+    extract = _extractor(source.fields)
+    required = [i for i, f in enumerate(source.fields) if f.column in source.natural_key]
+    partition_values = source.partition_values(partition_key)
+    columns = [*LINEAGE_COLUMNS, *(name for name, _ in source.partition_columns), "record_hash"]
+    columns += [f.column for f in source.fields] + ["raw"]
+    types = ["int8", "text", "int8", *(t for _, t in source.partition_columns), "bytea"]
+    types += [f.pg_type for f in source.fields] + ["jsonb"]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        table(source), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    rejected: list[Record] = []
+    documents: list[dict] = []
+    fields_seen = outcome.fields_seen
+    load_id, file_name = load.load_id, load.path
+    read = loaded = 0
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        copy.set_types(types)
+        for record in _records(source, path, outcome):
+            read += 1
+            obj = record.obj
+            if obj is None:
+                rejected.append(record)
+                continue
+            values = extract(obj)
+            missing = [source.fields[i].column for i in required if values[i] in (None, "")]
+            if missing:
+                rejected.append(
+                    record._replace(reason="missing_key", detail=f"no value for {', '.join(missing)}")
+                )
+                continue
+            fields_seen.update(obj)
+            copy.write_row(
+                (
+                    load_id,
+                    file_name,
+                    record.number,
+                    *partition_values,
+                    hashlib.md5(record.raw).digest(),
+                    *values,
+                    record.raw,
+                )
+            )
+            loaded += 1
+            if mongo_collection is not None:
+                documents.append(_mongo_document(load, record))
+                if len(documents) >= MONGO_BATCH:
+                    _mirror(mongo_collection, documents)
+                    documents = []
+    if documents:
+        _mirror(mongo_collection, documents)
+    outcome.read, outcome.loaded = read, loaded
+    outcome.quarantined.update(r.reason for r in rejected)
+    _write_quarantine(conn, source, partition_key, load, rejected)
+
+
+def _write_quarantine(
+    conn: psycopg.Connection,
+    source: Source,
+    partition_key: str | None,
+    load: ledger.Load,
+    records: list[Record],
+) -> None:
+    if not records:
+        return
+    columns = ["source", "load_id", "source_file", "record_number", "partition_key", "reason", "detail"]
+    columns += ["raw_text", "raw_bytes"]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        QUARANTINE, sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        for record in records:
+            text = record.raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+            copy.write_row(
+                (
+                    source.name,
+                    load.load_id,
+                    load.path,
+                    record.number or None,
+                    partition_key,
+                    record.reason,
+                    record.detail,
+                    text,
+                    record.raw,
+                )
+            )
+
+
+def _quarantine_duplicates(
+    conn: psycopg.Connection, source: Source, partition_key: str | None, load_ids: list[int]
+) -> dict[int, int]:
+    """Byte-identical records within a partition: the first (by load, record number) stays in bronze, the
+    others move to quarantine. Set-based in Postgres, so memory stays flat in partition size."""
+    same_partition = sql.SQL("").join(
+        sql.SQL(" AND o.{0} = n.{0}").format(sql.Identifier(name)) for name, _ in source.partition_columns
+    )
+    query = sql.SQL(
+        """
+        WITH removed AS (
+            DELETE FROM {table} n
+            WHERE n.load_id = ANY(%(loads)s) AND EXISTS (
+                SELECT 1 FROM {table} o
+                WHERE o.record_hash = n.record_hash{same_partition}
+                  AND (o.load_id, o.record_number) < (n.load_id, n.record_number))
+            RETURNING n.load_id, n.source_file, n.record_number, n.raw, n.record_hash
+        ), quarantined AS (
+            INSERT INTO {quarantine}
+                (source, load_id, source_file, record_number, partition_key, reason, detail, raw_text, raw_bytes)
+            SELECT %(source)s, load_id, source_file, record_number, %(partition)s, 'duplicate_record',
+                   'same bytes as an earlier record of the partition (md5 ' || encode(record_hash, 'hex') || ')',
+                   raw::text, convert_to(raw::text, 'UTF8')
+            FROM removed
+            RETURNING load_id
+        )
+        SELECT load_id, count(*) FROM quarantined GROUP BY load_id
+        """
+    ).format(table=table(source), quarantine=QUARANTINE, same_partition=same_partition)
+    rows = conn.execute(
+        query, {"loads": load_ids, "source": source.name, "partition": partition_key}
+    ).fetchall()
+    return dict(rows)
+
+
+def _mongo_document(load: ledger.Load, record: Record) -> dict:
+    return {
+        "_id": f"{load.sha256[:16]}:{record.number}",
+        "load_id": load.load_id,
+        "source_file": load.path,
+        "record_number": record.number,
+        "record": escape_keys(record.obj),
+    }
+
+
+def _mirror(collection, documents: list[dict]) -> None:
+    from pymongo import ReplaceOne
+
+    collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in documents], ordered=False)
+
+
+def escape_keys(value):
+    """Mongo forbids `$` and `.` in keys: percent-encode them (and `%` itself, so it reverses exactly)."""
+    if isinstance(value, dict):
+        return {_escape_key(k): escape_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escape_keys(v) for v in value]
+    return value
+
+
+def unescape_key(key: str) -> str:
+    return key.replace("%2E", ".").replace("%24", "$").replace("%25", "%")
+
+
+def _escape_key(key: str) -> str:
+    if "%" in key or "$" in key or "." in key:
+        return key.replace("%", "%25").replace("$", "%24").replace(".", "%2E")
+    return key
+
+
+def _extractor(fields: tuple[Field, ...]) -> Callable[[dict], tuple]:
+    converters = [(_CONVERT[f.pg_type], f.names, {_norm(n) for n in f.names}) for f in fields]
+
+    def extract(obj: dict) -> tuple:
+        out = []
+        for convert, names, normalized in converters:
+            value = None
+            for name in names:
+                value = obj.get(name)
+                if value is not None:
+                    break
+            else:
+                # Key names drift in case and separators (likeCount / like_count / Like_Count).
+                for key, candidate in obj.items():
+                    if candidate is not None and _norm(key) in normalized:
+                        value = candidate
+                        break
+            out.append(None if value is None else convert(value))
+        return tuple(out)
+
+    return extract
+
+
+def _norm(key: str) -> str:
+    return key.replace("_", "").replace("-", "").lower()
+
+
+def _to_text(value) -> str | None:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def _to_int8(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
+        return value
+    return None
+
+
+def _to_float8(value) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _to_bool(value) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    return None
+
+
+def _to_timestamptz(value) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            parsed = datetime.strptime(value, "%a %b %d %H:%M:%S %z %Y")  # the Twitter API's created_at
+        except ValueError:
+            return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _to_date(value) -> date | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+_CONVERT = {
+    "text": _to_text,
+    "int8": _to_int8,
+    "float8": _to_float8,
+    "bool": _to_bool,
+    "timestamptz": _to_timestamptz,
+    "date": _to_date,
+}

@@ -1,0 +1,70 @@
+"""The landing sensor: finds new files, waits until they are stable, registers them in the ledger and
+requests one run per source partition.
+
+Run keys come from the ledger (`<source>:<partition>:<highest ready load id>`), so a tick that crashes after
+registering asks for the same runs next time and Dagster launches each once; a fixed file (new bytes) gets a
+new load id and so a new run. Work per tick is bounded: at most `MAX_FILES_PER_TICK` files / `MAX_BYTES_PER_TICK`
+bytes are hashed; the rest waits, already counted as stable, for the next tick.
+"""
+
+import json
+from collections import defaultdict
+
+import dagster as dg
+
+from assets.bronze import ledger
+from assets.bronze.discover import DONE_MARKER, discover
+from assets.bronze.sources import SOURCES
+from resources import LandingZoneResource, PostgresResource
+
+MAX_FILES_PER_TICK = 500
+MAX_BYTES_PER_TICK = 2 << 30
+
+
+@dg.sensor(
+    name="landing_sensor",
+    description="Registers stable landed files in the load ledger and requests bronze loads per partition.",
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    asset_selection=[source.asset_key for source in SOURCES],
+)
+def landing_sensor(
+    context: dg.SensorEvaluationContext, postgres: PostgresResource, landing: LandingZoneResource
+) -> dg.SensorResult:
+    previous: dict[str, dict[str, list[int]]] = json.loads(context.cursor) if context.cursor else {}
+    waiting: dict[str, dict[str, list[int]]] = {}
+    run_requests: list[dg.RunRequest] = []
+    files_left, bytes_left = MAX_FILES_PER_TICK, MAX_BYTES_PER_TICK
+    with postgres.connect(autocommit=True) as conn:
+        ledger.ensure_schema(conn)
+        for source in SOURCES:
+            seen_before = previous.get(source.name, {})
+
+            def is_stable(relative: str, signature: tuple[int, int], seen_before=seen_before) -> bool:
+                if landing.resolve(relative + DONE_MARKER).exists():
+                    return True
+                return seen_before.get(relative) == list(signature)
+
+            found = discover(
+                conn, source, landing, is_stable=is_stable, max_files=files_left, max_bytes=bytes_left
+            )
+            files_left = max(files_left - len(found.registered), 0)
+            bytes_left = max(bytes_left - found.bytes_hashed, 0)
+            waiting[source.name] = {relative: list(sig) for relative, sig in found.waiting.items()}
+            for load in found.registered:
+                context.log.info(f"registered {source.name} load {load.load_id}: {load.path}")
+
+            by_partition: dict[str | None, list[int]] = defaultdict(list)
+            for load in ledger.pending_loads(conn, source.name):
+                if load.status == "ready":
+                    by_partition[load.partition_key].append(load.load_id)
+            for partition_key, load_ids in sorted(by_partition.items(), key=lambda item: item[0] or ""):
+                run_requests.append(
+                    dg.RunRequest(
+                        run_key=f"{source.name}:{partition_key or '-'}:{max(load_ids)}",
+                        asset_selection=[source.asset_key],
+                        partition_key=partition_key,
+                        tags={"strata/source": source.name, "strata/trigger": "landing"},
+                    )
+                )
+    return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(waiting, sort_keys=True))

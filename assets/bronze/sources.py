@@ -1,0 +1,240 @@
+"""The landed sources, one configuration entry each. Every bronze asset, table, sensor and check is derived
+from these entries by the factory; adding a source means adding an entry here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+import dagster as dg
+
+NETWORKS = ("youtube", "instagram", "tiktok", "facebook", "snapchat", "x")
+PARTITION_START = "2025-01-01"
+OWNER = "team:data-platform"
+
+Format = Literal["jsonl", "json", "csv"]
+Partitioning = Literal["none", "daily", "daily_network"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """A column extracted from each record next to the raw JSONB. Extraction is lenient: a value that does
+    not convert to `pg_type` is stored as NULL (the raw record keeps it), so drift never breaks a load."""
+
+    column: str
+    pg_type: Literal["text", "int8", "float8", "bool", "timestamptz", "date"]
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.column, *self.aliases)
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    domain: str
+    description: str
+    patterns: tuple[str, ...]
+    format: Format
+    partitioning: Partitioning
+    natural_key: tuple[str, ...]
+    fields: tuple[Field, ...]
+    # JSON documents: the key holding the list of records ("" = the document is the list / the record).
+    record_path: str = ""
+    mirror_to_mongo: bool = False
+    quarantine_warn_rate: float = 0.05
+    extra_kinds: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def asset_key(self) -> dg.AssetKey:
+        return dg.AssetKey(["bronze", self.name])
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        """The landing folders this source's files live under (the sensor scans only these)."""
+        heads = {p.split("{")[0].split("*")[0].rsplit("/", 1)[0] for p in self.patterns}
+        return tuple(sorted(h for h in heads if not any(h != o and h.startswith(o + "/") for o in heads)))
+
+    @property
+    def partitions_def(self) -> dg.PartitionsDefinition | None:
+        daily = dg.DailyPartitionsDefinition(start_date=PARTITION_START, end_offset=1)
+        if self.partitioning == "daily":
+            return daily
+        if self.partitioning == "daily_network":
+            return dg.MultiPartitionsDefinition(
+                {"date": daily, "network": dg.StaticPartitionsDefinition(NETWORKS)}
+            )
+        return None
+
+    @property
+    def partition_columns(self) -> tuple[tuple[str, str], ...]:
+        """Typed columns carrying the partition, taken from the file's path (the landing contract)."""
+        if self.partitioning == "daily":
+            return (("partition_date", "date"),)
+        if self.partitioning == "daily_network":
+            return (("partition_date", "date"), ("partition_network", "text"))
+        return ()
+
+    def match(self, relative_path: str) -> dict[str, str] | None:
+        """The partition values encoded in a landed path, or None if the path is not one of this source's."""
+        for pattern in self.patterns:
+            found = _compile(pattern).fullmatch(relative_path)
+            if found:
+                return found.groupdict()
+        return None
+
+    def partition_key(self, values: dict[str, str]) -> str | None:
+        if self.partitioning == "none":
+            return None
+        if self.partitioning == "daily":
+            return values["date"]
+        return dg.MultiPartitionKey({"date": values["date"], "network": values["network"]})
+
+    def partition_values(self, partition_key: str | None) -> tuple[object, ...]:
+        """The typed partition-column values of a Dagster partition key (same order as partition_columns)."""
+        if self.partitioning == "none" or partition_key is None:
+            return ()
+        if self.partitioning == "daily":
+            return (date.fromisoformat(partition_key),)
+        keys = split_partition_key(partition_key)
+        return (date.fromisoformat(keys["date"]), keys["network"])
+
+
+def split_partition_key(partition_key: str) -> dict[str, str]:
+    """A date × network key by dimension (Dagster joins dimension values in name order: date|network)."""
+    day, network = partition_key.split("|")
+    return {"date": day, "network": network}
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    """`{date}` → a YYYY-MM-DD group, `{network}` → a known network, `*` → one path segment's characters."""
+    out = []
+    for token in re.split(r"(\{date\}|\{network\}|\*)", pattern):
+        if token == "{date}":
+            out.append(r"(?P<date>\d{4}-\d{2}-\d{2})")
+        elif token == "{network}":
+            out.append("(?P<network>" + "|".join(NETWORKS) + ")")
+        elif token == "*":
+            out.append(r"[^/]*")
+        else:
+            out.append(re.escape(token))
+    return re.compile("".join(out))
+
+
+SOURCES: tuple[Source, ...] = (
+    Source(
+        name="social_posts",
+        domain="social",
+        description="Posts scraped from six networks, one JSON object per line; fields drift by network.",
+        patterns=(
+            "social/posts/network={network}/date={date}/*.jsonl",
+            "social/posts/network={network}/date={date}/*.jsonl.gz",
+        ),
+        format="jsonl",
+        partitioning="daily_network",
+        natural_key=("network", "post_id"),
+        fields=(
+            Field("post_id", "text", ("postId", "id")),
+            Field("network", "text"),
+            Field("account_id", "text", ("accountId",)),
+            Field("created_at", "timestamptz", ("createdAt",)),
+            Field("scraped_at", "timestamptz", ("scrapedAt",)),
+        ),
+        mirror_to_mongo=True,
+    ),
+    Source(
+        name="social_accounts",
+        domain="social",
+        description="Creator accounts: a full snapshot each day (history becomes SCD2 in silver).",
+        patterns=("social/accounts/date={date}/*.csv",),
+        format="csv",
+        partitioning="daily",
+        natural_key=("account_id",),
+        fields=(Field("account_id", "text"), Field("network", "text"), Field("handle", "text")),
+    ),
+    Source(
+        name="tweets",
+        domain="brand_listening",
+        description="Brand-listening tweets as API search responses (`statuses` with user objects).",
+        patterns=("x/tweets/date={date}/*.json",),
+        format="json",
+        partitioning="daily",
+        record_path="statuses",
+        natural_key=("tweet_id",),
+        fields=(Field("tweet_id", "text", ("id_str",)), Field("created_at", "timestamptz")),
+        mirror_to_mongo=True,
+    ),
+    Source(
+        name="ambassadors",
+        domain="ambassadors",
+        description="Brand-ambassador programs: nested ambassador → programs → tasks JSON; names and emails are PII.",
+        patterns=("ambassadors/*.json",),
+        format="json",
+        partitioning="none",
+        natural_key=("user_id",),
+        fields=(Field("user_id", "text"), Field("joined_at", "timestamptz")),
+        mirror_to_mongo=True,
+    ),
+    Source(
+        name="video_users",
+        domain="video",
+        description="Viewers of the video service (CSV; names and emails are PII).",
+        patterns=("video/users/*.csv",),
+        format="csv",
+        partitioning="none",
+        natural_key=("user_id",),
+        fields=(Field("user_id", "text"),),
+    ),
+    Source(
+        name="video_sessions",
+        domain="video",
+        description="Video viewing sessions, one CSV per day.",
+        patterns=("video/sessions/date={date}/*.csv",),
+        format="csv",
+        partitioning="daily",
+        natural_key=("session_id",),
+        fields=(
+            Field("session_id", "text"),
+            Field("user_id", "text"),
+            Field("content_id", "text"),
+            Field("started_at", "timestamptz"),
+        ),
+    ),
+    Source(
+        name="video_content",
+        domain="video",
+        description="Video catalogue metadata (nested JSON).",
+        patterns=("video/content/*.json",),
+        format="json",
+        partitioning="none",
+        natural_key=("content_id",),
+        fields=(Field("content_id", "text"), Field("published_at", "timestamptz")),
+        mirror_to_mongo=True,
+    ),
+    Source(
+        name="cdc_brands",
+        domain="operational",
+        description="CDC of the operational `brands` table, Qlik Replicate style: LOAD snapshots and __ct change "
+        "files, every row kept with its header columns.",
+        patterns=(
+            "cdc/brands/LOAD*.csv.gz",
+            "cdc/brands/LOAD*.csv",
+            "cdc/brands__ct/*.csv.gz",
+            "cdc/brands__ct/*.csv",
+        ),
+        format="csv",
+        partitioning="none",
+        natural_key=("brand_id", "header__change_seq"),
+        fields=(
+            Field("header__change_seq", "text"),
+            Field("header__change_oper", "text"),
+            Field("header__timestamp", "timestamptz"),
+            Field("brand_id", "text"),
+        ),
+    ),
+)
+
+SOURCES_BY_NAME = {source.name: source for source in SOURCES}

@@ -1,0 +1,83 @@
+"""DDL of the bronze schema: one table per source (lineage + partition + extracted columns + raw JSONB) and
+one quarantine table for every source."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from assets.bronze.sources import Source
+
+SCHEMA = "bronze"
+LINEAGE_COLUMNS = ("load_id", "source_file", "record_number")
+QUARANTINE = sql.Identifier(SCHEMA, "quarantine")
+
+_QUARANTINE_DDL = """
+CREATE TABLE IF NOT EXISTS bronze.quarantine (
+    quarantine_id bigserial PRIMARY KEY,
+    source text NOT NULL,
+    load_id bigint NOT NULL,
+    source_file text NOT NULL,
+    record_number bigint,
+    partition_key text,
+    reason text NOT NULL,
+    detail text,
+    raw_text text,
+    raw_bytes bytea,
+    quarantined_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS quarantine_load_idx ON bronze.quarantine (load_id);
+CREATE INDEX IF NOT EXISTS quarantine_source_reason_idx ON bronze.quarantine (source, reason);
+"""
+
+
+def table(source: Source) -> sql.Identifier:
+    return sql.Identifier(SCHEMA, source.name)
+
+
+def ensure_tables(conn: psycopg.Connection, source: Source) -> None:
+    """Create the source's table if needed and add columns for newly configured fields (never drops)."""
+    partition_columns = [
+        sql.SQL("{} {} NOT NULL").format(sql.Identifier(name), sql.SQL(pg_type))
+        for name, pg_type in source.partition_columns
+    ]
+    create = sql.SQL(
+        """CREATE TABLE IF NOT EXISTS {table} (
+            load_id bigint NOT NULL,
+            source_file text NOT NULL,
+            record_number bigint NOT NULL,
+            {partition_columns}
+            ingested_at timestamptz NOT NULL DEFAULT now(),
+            record_hash bytea NOT NULL,
+            raw jsonb NOT NULL
+        )"""
+    ).format(
+        table=table(source),
+        partition_columns=sql.SQL("").join(c + sql.SQL(",\n") for c in partition_columns),
+    )
+    hash_index_columns = [sql.Identifier(name) for name, _ in source.partition_columns] + [
+        sql.Identifier("record_hash")
+    ]
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('strata.bronze.ddl'))")
+        conn.execute("CREATE SCHEMA IF NOT EXISTS bronze")
+        conn.execute(_QUARANTINE_DDL)
+        conn.execute(create)
+        for f in source.fields:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                    table(source), sql.Identifier(f.column), sql.SQL(f.pg_type)
+                )
+            )
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (load_id)").format(
+                sql.Identifier(f"{source.name}_load_idx"), table(source)
+            )
+        )
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                sql.Identifier(f"{source.name}_record_hash_idx"),
+                table(source),
+                sql.SQL(", ").join(hash_index_columns),
+            )
+        )

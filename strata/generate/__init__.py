@@ -1,0 +1,82 @@
+"""Deterministic sample data for every Strata source, with injected faults and a manifest of truths.
+
+`generate` writes a landing drop (layout in DESIGN.md section 4) and `manifest.json`, which states exactly
+what a correct loader must read, load, quarantine and deduplicate. Same arguments, same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable
+from datetime import date
+from pathlib import Path
+
+from strata.generate import accounts, ambassadors, cdc, mongo, posts, tweets, video
+from strata.generate.core import Run
+from strata.generate.faults import FaultRates
+from strata.generate.manifest import SourceReport, write_manifest
+
+__all__ = ["SOURCES", "FaultRates", "generate", "main"]
+
+_BUILDERS: dict[str, Callable[[Run], SourceReport]] = {
+    "social_posts": posts.generate,
+    "social_accounts": accounts.generate,
+    "tweets": tweets.generate,
+    "ambassadors": ambassadors.generate,
+    "video_users": video.generate_users,
+    "video_sessions": video.generate_sessions,
+    "video_content": video.generate_content,
+    "cdc_brands": cdc.generate,
+    "mongo_campaigns": mongo.generate,
+}
+SOURCES: tuple[str, ...] = tuple(_BUILDERS)
+
+
+def generate(
+    out: Path,
+    *,
+    scale: int = 1,
+    days: int = 7,
+    seed: int = 42,
+    start: date = date(2026, 11, 1),
+    faults: FaultRates | None = None,
+    mongo_db=None,
+    sources: Iterable[str] | None = None,
+) -> dict:
+    """Write the drop under `out` (the landing root) plus out/manifest.json; return the manifest.
+
+    `mongo_db` is a pymongo-compatible Database; without one, the Mongo expectations are still in the
+    manifest. `sources` restricts generation to some of SOURCES.
+    """
+    selected = SOURCES if sources is None else tuple(sources)
+    unknown = sorted(set(selected) - set(SOURCES))
+    if unknown:
+        raise ValueError(f"unknown sources {unknown}; choose from {list(SOURCES)}")
+    if scale < 1 or days < 1:
+        raise ValueError("scale and days must be at least 1")
+    run = Run(Path(out), seed, scale, days, start, faults or FaultRates())
+    reports = {}
+    for name in SOURCES:
+        if name in selected:
+            reports[name] = (
+                mongo.generate(run, mongo_db) if name == "mongo_campaigns" else _BUILDERS[name](run)
+            )
+    return write_manifest(run, reports)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="strata generate", description="Write a deterministic sample drop.")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--scale", type=int, default=1)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2026, 11, 1))
+    parser.add_argument("--sources", nargs="*", choices=SOURCES)
+    args = parser.parse_args(argv)
+    manifest = generate(
+        args.out, scale=args.scale, days=args.days, seed=args.seed, start=args.start, sources=args.sources
+    )
+    for name, source in manifest["sources"].items():
+        read = sum(part["records_read"] for part in source["partitions"].values())
+        print(f"{name:16} files={len(source['files']):6} records_read={read}")
+    return 0
