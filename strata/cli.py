@@ -6,6 +6,8 @@ import argparse
 import shlex
 import sys
 from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
 
 from strata.config import Settings
 
@@ -53,6 +55,26 @@ def _down(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    from strata.sample_drop import land_sample_drop
+
+    manifest = land_sample_drop(
+        settings,
+        args.out,
+        scale=args.scale,
+        days=args.days,
+        seed=args.seed,
+        start=args.start,
+        sources=args.sources,
+        to_mongo=not args.no_mongo,
+    )
+    for name, source in manifest["sources"].items():
+        read = sum(part["records_read"] for part in source["partitions"].values())
+        print(f"{name:16} files={len(source['files']):6} records={read}")
+    print(f"manifest: {Path(args.out) / 'manifest.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strata", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -60,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     services_cmd = commands.add_parser("services", help="start, stop or show the embedded services")
     services_cmd.add_argument("action", choices=["up", "down", "status"])
     services_cmd.set_defaults(handler=_services)
+
+    generate_cmd = commands.add_parser("generate", help="write a deterministic sample drop and its manifest")
+    generate_cmd.add_argument("--out", type=Path, required=True, help="landing root to write under")
+    generate_cmd.add_argument("--scale", type=int, default=1, help="volume multiplier (1 = a few seconds)")
+    generate_cmd.add_argument("--days", type=int, default=7, help="daily partitions to generate")
+    generate_cmd.add_argument("--seed", type=int, default=42)
+    generate_cmd.add_argument("--start", type=date.fromisoformat, default=date(2026, 11, 1), help="first day")
+    generate_cmd.add_argument("--sources", nargs="*", help="only these sources (default: all)")
+    generate_cmd.add_argument(
+        "--no-mongo", action="store_true", help="do not write the operational documents to Mongo"
+    )
+    generate_cmd.set_defaults(handler=_generate)
 
     commands.add_parser("env", help="print the service environment as shell exports").set_defaults(
         handler=_env

@@ -74,3 +74,21 @@ def landing(tmp_path: Path) -> LandingZoneResource:
     root = tmp_path / "landing"
     root.mkdir()
     return LandingZoneResource(root=str(root))
+
+
+@pytest.fixture(scope="module")
+def warehouse(strata_env: dict[str, str], request: pytest.FixtureRequest) -> Iterator[PostgresResource]:
+    """A fresh database of the embedded server for one test module, dropped afterwards."""
+    import psycopg
+    from psycopg import sql
+
+    from strata.config import with_database
+
+    name = "t_" + request.module.__name__.rsplit(".", 1)[-1].lower()
+    admin = with_database(strata_env["STRATA_POSTGRES_URL"], "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield PostgresResource(url=with_database(strata_env["STRATA_POSTGRES_URL"], name))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -227,7 +227,7 @@ SOURCES: tuple[Source, ...] = (
         ),
         format="csv",
         partitioning="none",
-        natural_key=("brand_id", "header__change_seq"),
+        natural_key=("brand_id",),
         fields=(
             Field("header__change_seq", "text"),
             Field("header__change_oper", "text"),

@@ -6,7 +6,6 @@ what a correct loader must read, load, quarantine and deduplicate. Same argument
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
@@ -16,7 +15,7 @@ from strata.generate.core import Run
 from strata.generate.faults import FaultRates
 from strata.generate.manifest import SourceReport, write_manifest
 
-__all__ = ["SOURCES", "FaultRates", "generate", "main"]
+__all__ = ["SOURCES", "FaultRates", "generate"]
 
 _BUILDERS: dict[str, Callable[[Run], SourceReport]] = {
     "social_posts": posts.generate,
@@ -62,21 +61,3 @@ def generate(
                 mongo.generate(run, mongo_db) if name == "mongo_campaigns" else _BUILDERS[name](run)
             )
     return write_manifest(run, reports)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="strata generate", description="Write a deterministic sample drop.")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--scale", type=int, default=1)
-    parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--start", type=date.fromisoformat, default=date(2026, 11, 1))
-    parser.add_argument("--sources", nargs="*", choices=SOURCES)
-    args = parser.parse_args(argv)
-    manifest = generate(
-        args.out, scale=args.scale, days=args.days, seed=args.seed, start=args.start, sources=args.sources
-    )
-    for name, source in manifest["sources"].items():
-        read = sum(part["records_read"] for part in source["partitions"].values())
-        print(f"{name:16} files={len(source['files']):6} records_read={read}")
-    return 0

@@ -1,0 +1,208 @@
+"""Bronze on the generator's sample drop: real Postgres, real Dagster materializations, exact counts."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from psycopg import sql
+
+from assets.bronze.factory import bronze_assets
+from assets.bronze.sensor import landing_sensor
+from assets.bronze.sources import SOURCES, SOURCES_BY_NAME
+from resources import LandingZoneResource, MongoResource, PostgresResource
+from strata.generate import generate
+
+ASSETS = {a.key.path[-1]: a for a in bronze_assets}
+FILE_SOURCES = [s.name for s in SOURCES]
+
+
+def materialize(source: str, partition_key: str | None, resources: dict) -> dg.ExecuteInProcessResult:
+    return dg.materialize([ASSETS[source]], partition_key=partition_key, resources=resources)
+
+
+def partitions_of(manifest: dict, source: str) -> list[str | None]:
+    keys = sorted(manifest["sources"][source]["partitions"])
+    return [None if key == "all" else key for key in keys]
+
+
+def table_checksums(postgres: PostgresResource, ignore: set[str] = frozenset()) -> dict[str, str]:
+    """md5 of every bronze/ledger table's content, leaving out wall-clock and run-identity columns."""
+    clock = {
+        "ingested_at",
+        "quarantined_at",
+        "registered_at",
+        "started_at",
+        "finished_at",
+        "run_id",
+        "quarantine_id",
+    }
+    clock |= ignore
+    sums = {}
+    with postgres.connect() as conn:
+        tables = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_schema IN ('bronze', 'ledger') ORDER BY 1, 2"
+        ).fetchall()
+        for schema, name in tables:
+            columns = [
+                c
+                for (c,) in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+                    "ORDER BY ordinal_position",
+                    (schema, name),
+                )
+                if c not in clock
+            ]
+            row = sql.SQL("({})").format(sql.SQL(", ").join(map(sql.Identifier, columns)))
+            query = sql.SQL(
+                "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM (SELECT {} FROM {}) s(t)"
+            )
+            sums[f"{schema}.{name}"] = conn.execute(
+                query.format(row, sql.Identifier(schema, name))
+            ).fetchone()[0]
+    return sums
+
+
+@pytest.fixture(scope="module")
+def drop(tmp_path_factory) -> tuple[Path, dict]:
+    """The scale-1 sample drop (kept pristine: tests copy it into their own landing zones)."""
+    out = tmp_path_factory.mktemp("drop")
+    manifest = generate(out, scale=1, days=7, seed=7)
+    (out / "manifest.json").unlink()
+    return out, manifest
+
+
+@pytest.fixture(scope="module")
+def loaded(drop, warehouse: PostgresResource, tmp_path_factory):
+    """Every source partition of the drop materialized once, as the sensor's runs would."""
+    source_dir, manifest = drop
+    landing_root = tmp_path_factory.mktemp("landing")
+    shutil.copytree(source_dir, landing_root, dirs_exist_ok=True)
+    resources = {
+        "postgres": warehouse,
+        "mongo": MongoResource(url=(tmp_path_factory.mktemp("mongo")).as_uri(), database_name="strata"),
+        "landing": LandingZoneResource(root=str(landing_root)),
+    }
+    results = {}
+    for source in FILE_SOURCES:
+        for partition_key in partitions_of(manifest, source):
+            results[(source, partition_key)] = materialize(source, partition_key, resources)
+    return manifest, resources, results
+
+
+def test_bronze_and_quarantine_counts_equal_the_manifest_by_source_partition_and_reason(loaded, warehouse):
+    manifest, _, _ = loaded
+    with warehouse.connect() as conn:
+        for source_name in FILE_SOURCES:
+            source = SOURCES_BY_NAME[source_name]
+            expected = manifest["sources"][source_name]["partitions"]
+            loads = conn.execute(
+                "SELECT coalesce(partition_key, 'all'), sum(records_read) FROM ledger.loads "
+                "WHERE source = %s AND status IN ('archived', 'errored') GROUP BY 1",
+                (source_name,),
+            ).fetchall()
+            assert {k: int(v) for k, v in loads} == {k: p["records_read"] for k, p in expected.items()}, (
+                source_name
+            )
+
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT l.partition_key, count(*) FROM {} b JOIN ledger.loads l USING (load_id) GROUP BY 1"
+                ).format(sql.Identifier("bronze", source_name))
+            ).fetchall()
+            assert {k or "all": n for k, n in rows} == {
+                k: p["bronze_rows"] for k, p in expected.items() if p["bronze_rows"]
+            }, source_name
+
+            quarantined = defaultdict(Counter)
+            for key, reason, n in conn.execute(
+                "SELECT coalesce(partition_key, 'all'), reason, count(*) FROM bronze.quarantine "
+                "WHERE source = %s GROUP BY 1, 2",
+                (source_name,),
+            ):
+                quarantined[key][reason] = n
+            assert {k: dict(c) for k, c in quarantined.items()} == {
+                k: p["quarantined"] for k, p in expected.items() if p["quarantined"]
+            }, source.name
+
+
+def test_every_error_check_passed_on_every_materialization(loaded):
+    _, _, results = loaded
+    failed = []
+    for (source, partition_key), result in results.items():
+        for evaluation in result.get_asset_check_evaluations():
+            if evaluation.severity == dg.AssetCheckSeverity.ERROR and not evaluation.passed:
+                failed.append((source, partition_key, evaluation.check_name))
+    assert failed == []
+
+
+def test_renamed_copies_are_ledgered_as_duplicates_and_never_loaded(loaded, warehouse):
+    manifest, _, _ = loaded
+    expected = {
+        (name, d["path"], d["duplicate_of"])
+        for name, source in manifest["sources"].items()
+        for d in source["duplicate_files"]
+    }
+    with warehouse.connect() as conn:
+        found = set(
+            conn.execute(
+                "SELECT d.source, d.path, o.path FROM ledger.loads d JOIN ledger.loads o ON o.load_id = d.duplicate_of "
+                "WHERE d.status = 'duplicate'"
+            ).fetchall()
+        )
+    assert expected and found == expected
+
+
+def test_files_move_to_archive_or_error_after_loading(loaded):
+    _, resources, _ = loaded
+    root = resources["landing"].root_path
+    left = [
+        p for p in root.rglob("*") if p.is_file() and p.relative_to(root).parts[0] not in ("archive", "error")
+    ]
+    errored = sorted(
+        p.relative_to(root / "error").as_posix() for p in (root / "error").rglob("*") if p.is_file()
+    )
+    assert left == []
+    assert errored == sorted(
+        ["ambassadors/" + p.name for p in (root / "error" / "ambassadors").glob("*")]
+        + [p.relative_to(root / "error").as_posix() for p in (root / "error" / "x").rglob("*") if p.is_file()]
+    )
+    assert len(errored) == 2  # the two unrepairable JSON files of the drop
+
+
+def run_sensor(resources: dict, cursor: str | None = None) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        cursor=cursor, resources={"postgres": resources["postgres"], "landing": resources["landing"]}
+    )
+    return landing_sensor(context)
+
+
+def test_landing_the_drop_again_changes_nothing(loaded, drop, warehouse):
+    _, resources, _ = loaded
+    before = table_checksums(warehouse)
+    source_dir, _ = drop
+    root = resources["landing"].root_path
+    shutil.copytree(source_dir, root, dirs_exist_ok=True)
+
+    first = run_sensor(resources)
+    second = run_sensor(resources, first.cursor)
+
+    assert first.run_requests == [] and second.run_requests == []
+    assert table_checksums(warehouse) == before
+    left = [
+        p for p in root.rglob("*") if p.is_file() and p.relative_to(root).parts[0] not in ("archive", "error")
+    ]
+    assert left == []
+
+
+def test_rerunning_every_partition_leaves_every_table_unchanged(loaded, warehouse):
+    manifest, resources, _ = loaded
+    before = table_checksums(warehouse, ignore={"attempts"})
+    for source in FILE_SOURCES:
+        for partition_key in partitions_of(manifest, source):
+            materialize(source, partition_key, resources)
+    assert table_checksums(warehouse, ignore={"attempts"}) == before
