@@ -290,3 +290,32 @@ def record_fields(conn: psycopg.Connection, scope: str, fields_by_load: dict[int
                    last_load_id = greatest(ledger.source_fields.last_load_id, EXCLUDED.last_load_id)""",
             rows,
         )
+
+
+def start_extract(conn: psycopg.Connection, *, source: str, path: str, run_id: str) -> int:
+    """A load for an extraction from a database (no file): registered directly as `ingesting`. `path` names the
+    query and the run, so a retried run reuses its row and every other extraction gets its own."""
+    with conn.transaction():
+        return conn.execute(
+            """INSERT INTO ledger.loads (source, path, stored_path, size_bytes, sha256, status, started_at, run_id,
+                                        attempts)
+               VALUES (%s, %s, %s, 0, '', 'ingesting', now(), %s, 1)
+               ON CONFLICT (source, path, sha256) DO UPDATE SET status = 'ingesting', started_at = now(),
+                   attempts = ledger.loads.attempts + 1
+               RETURNING load_id""",
+            (source, path, path, run_id),
+        ).fetchone()[0]
+
+
+def watermark(conn: psycopg.Connection, source: str) -> datetime | None:
+    row = conn.execute("SELECT watermark FROM ledger.watermarks WHERE source = %s", (source,)).fetchone()
+    return row[0] if row else None
+
+
+def set_watermark(conn: psycopg.Connection, source: str, value: datetime, run_id: str) -> None:
+    conn.execute(
+        """INSERT INTO ledger.watermarks (source, watermark, run_id) VALUES (%s, %s, %s)
+           ON CONFLICT (source) DO UPDATE SET watermark = greatest(ledger.watermarks.watermark, EXCLUDED.watermark),
+               updated_at = now(), run_id = EXCLUDED.run_id""",
+        (source, value, run_id),
+    )

@@ -68,7 +68,7 @@ def load_partition(
         "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(coalesce(%s, '')))", (source.name, partition_key)
     )
     # Raw JSON arrives as bytes already serialized; hand them to jsonb untouched.
-    set_json_dumps(_passthrough, context=conn)
+    set_json_dumps(raw_json_dumps, context=conn)
     load_ids = [load.load_id for load in loads]
     replaced = load_ids + [load.supersedes for load in loads if load.supersedes]
     conn.execute(sql.SQL("DELETE FROM {} WHERE load_id = ANY(%s)").format(table(source)), (replaced,))
@@ -115,7 +115,8 @@ def load_partition(
     return outcomes
 
 
-def _passthrough(obj) -> bytes:
+def raw_json_dumps(obj) -> bytes:
+    """jsonb dumper for COPY: raw JSON arrives as bytes already serialized and passes through untouched."""
     return obj if isinstance(obj, bytes) else orjson.dumps(obj)
 
 

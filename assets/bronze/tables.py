@@ -35,6 +35,13 @@ def table(source: Source) -> sql.Identifier:
     return sql.Identifier(SCHEMA, source.name)
 
 
+def ensure_quarantine(conn: psycopg.Connection) -> None:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('strata.bronze.ddl'))")
+        conn.execute("CREATE SCHEMA IF NOT EXISTS bronze")
+        conn.execute(_QUARANTINE_DDL)
+
+
 def ensure_tables(conn: psycopg.Connection, source: Source) -> None:
     """Create the source's table if needed and add columns for newly configured fields (never drops)."""
     partition_columns = [
@@ -58,10 +65,9 @@ def ensure_tables(conn: psycopg.Connection, source: Source) -> None:
     hash_index_columns = [sql.Identifier(name) for name, _ in source.partition_columns] + [
         sql.Identifier("record_hash")
     ]
+    ensure_quarantine(conn)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('strata.bronze.ddl'))")
-        conn.execute("CREATE SCHEMA IF NOT EXISTS bronze")
-        conn.execute(_QUARANTINE_DDL)
         conn.execute(create)
         for f in source.fields:
             conn.execute(
