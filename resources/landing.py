@@ -36,20 +36,22 @@ class LandingZoneResource(dg.ConfigurableResource):
         return resolved
 
     def relative(self, path: Path) -> str:
-        """The POSIX path of `path` relative to the root (the form stored in the load ledger)."""
-        return path.resolve().relative_to(self.root_path).as_posix()
+        """The POSIX path of `path` relative to the root, as it appears in the folder (a symlink is not
+        followed): the form stored in the load ledger."""
+        return path.absolute().relative_to(self.root_path).as_posix()
 
     def iter_files(self, prefix: str) -> Iterator[Path]:
-        """Regular files under `prefix` in path order, skipping anything that escapes the root."""
+        """Files and symlinks under `prefix`, in path order, without following symlinks; hidden names (a
+        sender's temporary uploads) are skipped. Callers `resolve` each before reading it."""
         base = self.resolve(prefix)
         if not base.is_dir():
             return
-        root = self.root_path
-        for path in sorted(base.rglob("*")):
-            if path.name.startswith(".") or not path.is_file():
-                continue
-            if path.resolve().is_relative_to(root):
-                yield path
+        found = []
+        for folder, dirs, files in os.walk(base):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+            found.extend(Path(folder, name) for name in [*files, *links] if not name.startswith("."))
+        yield from sorted(found)
 
     def settled_path(self, relative: str, *, errored: bool) -> str:
         """Where a file of `relative` rests once its load has finished."""

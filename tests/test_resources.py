@@ -165,4 +165,5 @@ def test_landing_zone_never_resolves_outside_its_root(landing: LandingZoneResour
     for hostile in ("../secret.json", "social/../../secret.json", str(outside), "social/link.json"):
         with pytest.raises(LandingPathError):
             landing.resolve(hostile)
-    assert [landing.relative(p) for p in landing.iter_files("social")] == ["social/ok.jsonl"]
+    # Listing never follows links: the escaping link is listed as itself, for its caller to refuse.
+    assert [landing.relative(p) for p in landing.iter_files("social")] == ["social/link.json", "social/ok.jsonl"]

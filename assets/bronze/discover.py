@@ -13,7 +13,7 @@ import psycopg
 
 from assets.bronze import ledger
 from assets.bronze.sources import PARTITION_START, Source
-from resources.landing import LandingZoneResource
+from resources.landing import LandingPathError, LandingZoneResource
 
 HASH_CHUNK = 4 << 20
 # A sender may drop `<file>.done` once `<file>` is complete: it is then stable at once.
@@ -57,12 +57,27 @@ def discover(
             relative = landing.relative(path)
             if relative.endswith(DONE_MARKER):
                 continue
-            stat = path.stat()
+            stat = path.lstat()
             signature = (stat.st_size, stat.st_mtime_ns)
-            previous = known.get(relative)
             mtime = datetime.fromtimestamp(stat.st_mtime, UTC)
+            previous = known.get(relative)
             if previous and previous.size_bytes == stat.st_size and previous.mtime == mtime:
+                # Already ledgered with these bytes: nothing to register (maybe a move to finish).
                 _settle_leftover(landing, previous, relative)
+                continue
+            refusal = _refusal(landing, relative)
+            if refusal:
+                # Left where it is (moving it could follow the link); the ledger records the refusal once.
+                ledger.record_error(
+                    conn,
+                    source=source.name,
+                    path=relative,
+                    partition_key=None,
+                    size_bytes=stat.st_size,
+                    mtime=mtime,
+                    error=refusal,
+                )
+                result.rejected.append(relative)
                 continue
             values = source.match(relative)
             if values is None:
@@ -111,6 +126,17 @@ def discover(
             else:
                 _settle_leftover(landing, load, relative)
     return result
+
+
+def _refusal(landing: LandingZoneResource, relative: str) -> str | None:
+    """Why a landed entry must not be read at all (it stays where it is; the ledger records it)."""
+    try:
+        resolved = landing.resolve(relative)
+    except LandingPathError as exc:
+        return f"refused: {exc}"
+    if not resolved.is_file():
+        return "refused: not a regular file (symlinked directories are not followed)"
+    return None
 
 
 def _in_partition_range(day: str) -> bool:

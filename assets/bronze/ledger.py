@@ -162,16 +162,19 @@ def record_error(
     path: str,
     partition_key: str | None,
     size_bytes: int,
+    mtime: datetime | None,
     error: str,
 ) -> None:
     """A landed file that cannot even be registered as a load of its source (e.g. its path breaks the landing
     contract) is still recorded, as an errored load, so nothing disappears silently."""
     with conn.transaction():
         conn.execute(
-            """INSERT INTO ledger.loads (source, path, stored_path, partition_key, size_bytes, sha256, status, error)
-               VALUES (%s, %s, %s, %s, %s, '', 'errored', %s)
-               ON CONFLICT (source, path, sha256) DO UPDATE SET error = EXCLUDED.error""",
-            (source, path, path, partition_key, size_bytes, error),
+            """INSERT INTO ledger.loads
+                   (source, path, stored_path, partition_key, size_bytes, mtime, sha256, status, error)
+               VALUES (%s, %s, %s, %s, %s, %s, '', 'errored', %s)
+               ON CONFLICT (source, path, sha256) DO UPDATE SET
+                   error = EXCLUDED.error, size_bytes = EXCLUDED.size_bytes, mtime = EXCLUDED.mtime""",
+            (source, path, path, partition_key, size_bytes, mtime, error),
         )
 
 
