@@ -35,10 +35,14 @@ def _env(args: argparse.Namespace, settings: Settings) -> int:
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from strata import dagster_process, services
+    from strata.sample_drop import land_sample_drop, landing_is_empty
 
     env = services.up(settings)
     for line in services.status(settings):
         print(line.line())
+    if not args.no_sample and landing_is_empty(settings):
+        land_sample_drop(settings)
+        print(f"landed the sample drop in {settings.landing_dir}")
     url = dagster_process.start(settings, env)
     print(f"dagster running {url}  (logs: {settings.logs_dir / 'dagster-dev.log'}; stop with `make down`)")
     return 0
@@ -98,9 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("env", help="print the service environment as shell exports").set_defaults(
         handler=_env
     )
-    commands.add_parser("up", help="services + sample drop + dagster dev in the background").set_defaults(
-        handler=_up
+    up_cmd = commands.add_parser("up", help="services + sample drop + dagster dev in the background")
+    up_cmd.add_argument(
+        "--no-sample", action="store_true", help="do not land the sample drop in an empty landing zone"
     )
+    up_cmd.set_defaults(handler=_up)
     commands.add_parser("down", help="stop what `strata up` started").set_defaults(handler=_down)
     return parser
 

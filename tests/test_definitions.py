@@ -1,0 +1,64 @@
+"""The code location: it loads, it validates, it explains itself, and its graph is what we think it is."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from strata.definitions import defs
+
+REPO = Path(__file__).resolve().parent.parent
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.txt"
+
+
+def graph_lines() -> list[str]:
+    graph = defs.resolve_asset_graph()
+    assets = sorted(key.to_user_string() for key in graph.get_all_asset_keys())
+    checks = sorted(f"{c.asset_key.to_user_string()} :: {c.name}" for c in graph.asset_check_keys)
+    return [f"asset {a}" for a in assets] + [f"check {c}" for c in checks]
+
+
+def test_asset_graph_matches_the_snapshot():
+    """Regenerate with STRATA_UPDATE_SNAPSHOTS=1 when the graph changes on purpose, and review the diff."""
+    lines = graph_lines()
+    if os.environ.get("STRATA_UPDATE_SNAPSHOTS"):
+        SNAPSHOT.write_text("\n".join(lines) + "\n")
+    assert lines == SNAPSHOT.read_text().splitlines()
+
+
+def test_every_asset_has_an_owner_a_description_kinds_and_a_domain_group():
+    for spec in defs.resolve_all_asset_specs():
+        name = spec.key.to_user_string()
+        assert spec.owners, name
+        assert spec.description, name
+        assert spec.kinds, name
+        assert spec.group_name and spec.group_name != "default", name
+
+
+def test_workspace_validates_with_the_dagster_cli(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Validation successful for code location strata" in result.stdout + result.stderr
+
+
+def test_loading_the_code_location_does_not_import_the_model_stack():
+    code = "import sys, strata.definitions; print(sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_sensors_that_drive_the_platform_run_by_default():
+    sensor = defs.resolve_sensor_def("landing_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
