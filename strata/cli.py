@@ -25,10 +25,17 @@ def _services(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _env(args: argparse.Namespace, settings: Settings) -> int:
-    """Print `export` lines so a shell can run `dagster` or `dbt` against the same services."""
+    """Print `export` lines so a shell can run `dagster` or `dbt` against the same services. Secrets are
+    never printed: a generated one is read from its file by the shell; one set by the user is already set."""
+    import os
+
     from strata import services
 
     for name, value in services.service_environment(settings).items():
+        if name in services.SECRETS:
+            if not os.environ.get(name):
+                print(f'export {name}="$(cat {shlex.quote(str(settings.pii_salt_file))})"')
+            continue
         print(f"export {name}={shlex.quote(value)}")
     return 0
 

@@ -13,30 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-# name -> (default, meaning); the README's configuration table is generated from the same facts.
-VARIABLES: dict[str, tuple[str, str]] = {
-    "STRATA_HOME": (
-        ".strata",
-        "state dir: embedded Postgres/Mongo/Qdrant data, DAGSTER_HOME, logs, bench reports",
-    ),
-    "STRATA_LANDING_DIR": ("$STRATA_HOME/landing", "landing zone root (one folder per source)"),
-    "STRATA_POSTGRES_URL": ("embedded", "warehouse Postgres URL; unset = embedded server on loopback"),
-    "STRATA_POSTGRES_PORT": ("55432", "loopback TCP port of the embedded Postgres server"),
-    "STRATA_DAGSTER_STORAGE_URL": (
-        "embedded `dagster` database, else STRATA_POSTGRES_URL",
-        "Postgres URL for Dagster's run/event/schedule storage",
-    ),
-    "STRATA_MONGO_URL": ("embedded", "MongoDB URL (`mongodb://…`); unset = on-disk litemongo store"),
-    "STRATA_MONGO_DATABASE": ("strata", "database of the operational collections"),
-    "STRATA_QDRANT_URL": (
-        "embedded",
-        "Qdrant server URL (`http://…`); unset = qdrant-client local mode on disk",
-    ),
-    "STRATA_QDRANT_API_KEY": ("", "Qdrant API key (server mode only)"),
-    "STRATA_EMBED_BATCH_SIZE": ("64", "sentences per model.encode batch"),
-    "STRATA_DAGSTER_PORT": ("3000", "port of the Dagster UI started by `make up`"),
-}
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -49,6 +25,7 @@ class Settings:
     mongo_database: str
     qdrant_url: str | None
     dagster_port: int
+    pii_salt: str | None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -65,6 +42,7 @@ class Settings:
             mongo_database=env.get("STRATA_MONGO_DATABASE") or "strata",
             qdrant_url=env.get("STRATA_QDRANT_URL") or None,
             dagster_port=int(env.get("STRATA_DAGSTER_PORT") or 3000),
+            pii_salt=env.get("STRATA_PII_SALT") or None,
         )
 
     @property
@@ -74,6 +52,10 @@ class Settings:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def pii_salt_file(self) -> Path:
+        return self.home / "secrets" / "pii_salt"
 
 
 def redact(url: str) -> str:

@@ -163,8 +163,27 @@ def service_environment(settings: Settings) -> dict[str, str]:
         "STRATA_MONGO_URL": mongo_url(settings),
         "STRATA_MONGO_DATABASE": settings.mongo_database,
         "STRATA_QDRANT_URL": qdrant_url(settings),
+        "STRATA_PII_SALT": pii_salt(settings),
         "DAGSTER_HOME": str(settings.dagster_home),
     }
+
+
+SECRETS = ("STRATA_PII_SALT",)
+
+
+def pii_salt(settings: Settings) -> str:
+    """The configured salt, else one generated once per state dir (readable by its owner only)."""
+    if settings.pii_salt:
+        return settings.pii_salt
+    path = settings.pii_salt_file
+    if not path.exists():
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip()
 
 
 def up(settings: Settings) -> dict[str, str]:

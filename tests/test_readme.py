@@ -1,0 +1,43 @@
+"""The README is the user's manual: its configuration table covers every variable the code reads."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# Not user configuration: set by the platform itself or by the test suite.
+INTERNAL = {
+    "STRATA_UPDATE_SNAPSHOTS",
+    "STRATA_DBT_HOST",
+    "STRATA_DBT_PORT",
+    "STRATA_DBT_USER",
+    "STRATA_DBT_PASSWORD",
+    "STRATA_DBT_DBNAME",
+}
+
+
+def variables_in_code() -> set[str]:
+    names: set[str] = set()
+    for pattern in (
+        "strata/**/*.py",
+        "assets/**/*.py",
+        "resources/**/*.py",
+        "platform/*.yaml",
+        "dbt/**/*.yml",
+    ):
+        for path in REPO.glob(pattern):
+            names |= set(re.findall(r"\bSTRATA_[A-Z_]+[A-Z]\b", path.read_text()))
+    return names - INTERNAL
+
+
+def test_every_strata_variable_the_code_reads_is_in_the_readme_configuration_table():
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `(STRATA_[A-Z_]+)` \|", table, flags=re.M))
+    assert variables_in_code() <= documented, variables_in_code() - documented
+
+
+def test_the_readme_test_command_is_what_ci_runs():
+    assert "make test" in (REPO / ".ci" / "run").read_text()
+    assert "make test" in (REPO / "README.md").read_text()
