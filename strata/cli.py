@@ -86,6 +86,12 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from strata.demo import run_demo
+
+    return run_demo(settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strata", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -105,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-mongo", action="store_true", help="do not write the operational documents to Mongo"
     )
     generate_cmd.set_defaults(handler=_generate)
+
+    commands.add_parser("demo", help="materialize everything once, headless, and summarize").set_defaults(
+        handler=_demo
+    )
 
     commands.add_parser("env", help="print the service environment as shell exports").set_defaults(
         handler=_env

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 
 from assets.bronze import ledger
-from assets.bronze.sources import PARTITION_START, Source
+from assets.bronze.sources import PARTITION_START, SOURCES_BY_NAME, Source
 from resources.landing import LandingPathError, LandingZoneResource
 
 HASH_CHUNK = 4 << 20
@@ -160,3 +160,17 @@ def _settle_leftover(landing: LandingZoneResource, load: ledger.Load, relative: 
     process stopped between commit and move): finish the move; the ledger already has it."""
     if load.status in ("archived", "errored", "duplicate", "superseded") and load.stored_path != relative:
         landing.move(relative, load.stored_path)
+
+
+def partitions_with_data(conn: psycopg.Connection, asset, landing: LandingZoneResource) -> list[str | None]:
+    """The partitions of a bronze asset that have landed or loaded files (`[None]` for an unpartitioned one)."""
+    source = SOURCES_BY_NAME.get(asset.key.path[-1])
+    if source is None or source.partitioning == "none":
+        return [None]
+    keys = {load.partition_key for load in ledger.all_live_loads(conn, source.name)}
+    for folder in source.folders:
+        for path in landing.iter_files(folder):
+            values = source.match(landing.relative(path))
+            if values:
+                keys.add(source.partition_key(values))
+    return sorted(str(key) for key in keys if key)

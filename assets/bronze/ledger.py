@@ -189,6 +189,16 @@ def live_loads(conn: psycopg.Connection, source: str, partition_key: str | None)
     ).fetchall()
 
 
+def all_live_loads(conn: psycopg.Connection, source: str) -> list[Load]:
+    cur = conn.cursor(row_factory=class_row(Load))
+    return cur.execute(
+        _q(
+            "SELECT {columns} FROM ledger.loads WHERE source = %s AND status = ANY(%s) AND sha256 <> '' ORDER BY load_id"
+        ),
+        (source, list(LIVE_STATUSES)),
+    ).fetchall()
+
+
 def pending_loads(conn: psycopg.Connection, source: str) -> list[Load]:
     """Loads registered but not (successfully) loaded yet."""
     cur = conn.cursor(row_factory=class_row(Load))
