@@ -75,7 +75,9 @@ def test_a_load_killed_mid_copy_leaves_nothing_and_a_rerun_loads_it_exactly_once
 
     with warehouse.connect() as conn:
         visible = conn.execute("SELECT count(*) FROM bronze.social_posts").fetchone()[0]
-        ledger = conn.execute("SELECT status, run_id IS NOT NULL FROM ledger.loads WHERE source = 'social_posts'").fetchall()
+        ledger = conn.execute(
+            "SELECT status, run_id IS NOT NULL FROM ledger.loads WHERE source = 'social_posts'"
+        ).fetchall()
     assert child.returncode == -signal.SIGKILL
     assert visible == 0
     assert ledger and set(ledger) == {("ingesting", True)}
@@ -90,9 +92,13 @@ def test_a_load_killed_mid_copy_leaves_nothing_and_a_rerun_loads_it_exactly_once
     with warehouse.connect() as conn:
         loaded = conn.execute("SELECT count(*) FROM bronze.social_posts").fetchone()[0]
         quarantined = dict(
-            conn.execute("SELECT reason, count(*) FROM bronze.quarantine WHERE source = 'social_posts' GROUP BY 1").fetchall()
+            conn.execute(
+                "SELECT reason, count(*) FROM bronze.quarantine WHERE source = 'social_posts' GROUP BY 1"
+            ).fetchall()
         )
-        statuses = {s for (s,) in conn.execute("SELECT status FROM ledger.loads WHERE source = 'social_posts'")}
+        statuses = {
+            s for (s,) in conn.execute("SELECT status FROM ledger.loads WHERE source = 'social_posts'")
+        }
     assert loaded == expected["bronze_rows"]
     assert quarantined == expected["quarantined"]
     assert statuses <= {"archived", "duplicate"}

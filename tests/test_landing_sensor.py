@@ -43,9 +43,17 @@ def ledger_rows(zone: dict) -> list[tuple]:
 
 
 def test_files_wait_one_tick_to_prove_stable_then_each_partition_is_requested_once(zone):
-    land(zone, "social/posts/network=x/date=2026-11-01/part-0000.jsonl", b'{"post_id": "1", "network": "x"}\n')
-    land(zone, "social/posts/network=x/date=2026-11-01/part-0001.jsonl", b'{"post_id": "2", "network": "x"}\n')
-    land(zone, "social/posts/network=tiktok/date=2026-11-02/part-0000.jsonl", b'{"post_id": "3", "network": "tiktok"}\n')
+    land(
+        zone, "social/posts/network=x/date=2026-11-01/part-0000.jsonl", b'{"post_id": "1", "network": "x"}\n'
+    )
+    land(
+        zone, "social/posts/network=x/date=2026-11-01/part-0001.jsonl", b'{"post_id": "2", "network": "x"}\n'
+    )
+    land(
+        zone,
+        "social/posts/network=tiktok/date=2026-11-02/part-0000.jsonl",
+        b'{"post_id": "3", "network": "tiktok"}\n',
+    )
 
     first = tick(zone)
     registered_after_first = ledger_rows(zone)
@@ -117,11 +125,16 @@ def test_hostile_file_names_are_data_and_never_escape_the_root(zone, tmp_path):
 
     rows = {path: (status, error) for _, path, status, error in ledger_rows(zone)}
     assert {name: rows[name][0] for name in names} == dict.fromkeys(names, "archived")
-    assert rows["ambassadors/escape.json"][0] == "errored" and "outside the landing root" in rows["ambassadors/escape.json"][1]
+    assert (
+        rows["ambassadors/escape.json"][0] == "errored"
+        and "outside the landing root" in rows["ambassadors/escape.json"][1]
+    )
     assert rows["ambassadors/dir-link"][0] == "errored"
     with zone["postgres"].connect() as conn:
         users = sorted(u for (u,) in conn.execute("SELECT user_id FROM bronze.ambassadors"))
-        (tables,) = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ledger'").fetchone()
+        (tables,) = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ledger'"
+        ).fetchone()
     assert users == [f"hostile{i}" for i in range(len(names))]
     assert tables == 3  # DROP TABLE in a file name stayed a file name
     assert secret.exists() and (zone["landing"].root_path / "ambassadors" / "escape.json").is_symlink()

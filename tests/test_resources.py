@@ -166,4 +166,7 @@ def test_landing_zone_never_resolves_outside_its_root(landing: LandingZoneResour
         with pytest.raises(LandingPathError):
             landing.resolve(hostile)
     # Listing never follows links: the escaping link is listed as itself, for its caller to refuse.
-    assert [landing.relative(p) for p in landing.iter_files("social")] == ["social/link.json", "social/ok.jsonl"]
+    assert [landing.relative(p) for p in landing.iter_files("social")] == [
+        "social/link.json",
+        "social/ok.jsonl",
+    ]
