@@ -32,4 +32,7 @@ defs = dg.Definitions(
     assets=[*bronze_assets],
     sensors=[landing_sensor],
     resources=build_resources(),
+    # Runs hold one step or a short chain; running steps in the run's own process saves ≈ 2.5 s of
+    # subprocess start-up per step on two cores (STACK-NOTES).
+    executor=dg.in_process_executor,
 )
