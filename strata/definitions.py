@@ -7,6 +7,8 @@ export the concrete values, so nothing here looks at the environment while the c
 import dagster as dg
 
 from assets.bronze import bronze_assets, landing_sensor
+from assets.observability.alerts import quality_alert_sensor, run_failure_alert
+from assets.observability.freshness import with_default_freshness
 from resources import (
     EmbeddingModelResource,
     LandingZoneResource,
@@ -28,11 +30,13 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
     }
 
 
-defs = dg.Definitions(
-    assets=[*bronze_assets],
-    sensors=[landing_sensor],
-    resources=build_resources(),
-    # Runs hold one step or a short chain; running steps in the run's own process saves ≈ 2.5 s of
-    # subprocess start-up per step on two cores (STACK-NOTES).
-    executor=dg.in_process_executor,
+defs = with_default_freshness(
+    dg.Definitions(
+        assets=[*bronze_assets],
+        sensors=[landing_sensor, run_failure_alert, quality_alert_sensor],
+        resources=build_resources(),
+        # Runs hold one step or a short chain; running steps in the run's own process saves ≈ 2.5 s of
+        # subprocess start-up per step on two cores (STACK-NOTES).
+        executor=dg.in_process_executor,
+    )
 )

@@ -1,0 +1,1 @@
+"""Observability: freshness defaults, alerts, and the data-quality history and dashboard."""

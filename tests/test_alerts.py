@@ -1,0 +1,92 @@
+"""Alerts reach a webhook: a failing ERROR check and a failing run each produce one Slack-style POST to a
+local HTTP server; without a webhook they are only logged."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import dagster as dg
+import pytest
+
+from assets.observability.alerts import quality_alert_sensor, run_failure_alert
+
+
+@pytest.fixture
+def webhook(monkeypatch) -> Iterator[list[dict]]:
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 — the http.server API
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("STRATA_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
+    yield received
+    server.shutdown()
+
+
+@dg.asset(check_specs=[dg.AssetCheckSpec("rows_positive", asset="orders")])
+def orders() -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="rows_positive", passed=False, severity=dg.AssetCheckSeverity.ERROR
+            )
+        ]
+    )
+
+
+@dg.asset
+def broken() -> None:
+    raise RuntimeError("upstream API returned 503")
+
+
+def test_a_failed_error_check_posts_one_alert_and_is_not_repeated(webhook):
+    instance = dg.DagsterInstance.ephemeral()
+    dg.materialize([orders], instance=instance)
+
+    context = dg.build_sensor_context(instance=instance)
+    quality_alert_sensor(context)
+    again = dg.build_sensor_context(instance=instance, cursor=context.cursor)
+    quality_alert_sensor(again)
+
+    assert len(webhook) == 1
+    assert "`rows_positive` on `orders` failed (ERROR)" in webhook[0]["text"]
+    assert webhook[0]["blocks"][0]["text"]["text"] == webhook[0]["text"]
+
+
+def test_a_failed_run_posts_an_alert_with_the_error(webhook):
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([broken], instance=instance, raise_on_error=False)
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=failure,
+    ).for_run_failure()
+    run_failure_alert(context)
+
+    assert len(webhook) == 1
+    assert result.run_id in webhook[0]["text"] and "failed" in webhook[0]["text"]
+
+
+def test_without_a_webhook_alerts_are_only_logged(monkeypatch):
+    monkeypatch.delenv("STRATA_ALERT_WEBHOOK_URL", raising=False)
+    instance = dg.DagsterInstance.ephemeral()
+    dg.materialize([orders], instance=instance)
+
+    result = quality_alert_sensor(dg.build_sensor_context(instance=instance))
+
+    assert result is None  # alerts were produced (logged), nothing was posted
