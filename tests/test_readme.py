@@ -27,7 +27,8 @@ def variables_in_code() -> set[str]:
         "dbt/**/*.yml",
     ):
         for path in REPO.glob(pattern):
-            names |= set(re.findall(r"\bSTRATA_[A-Z_]+[A-Z]\b", path.read_text()))
+            if path.is_file() and not {"target", "logs", "dbt_packages"} & set(path.parts):
+                names |= set(re.findall(r"\bSTRATA_[A-Z_]+[A-Z]\b", path.read_text()))
     return names - INTERNAL
 
 
