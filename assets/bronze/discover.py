@@ -51,6 +51,7 @@ def discover(
     """Register the stable, not yet ledgered files of `source`; bounded by `max_files` / `max_bytes` of hashing
     so a backlog never makes one sensor tick run long (the rest is found on the next tick)."""
     result = Discovery()
+    candidates: list[ledger.LandedFile] = []
     known = ledger.known_paths(conn, source.name)
     for folder in source.folders:
         for path in landing.iter_files(folder):
@@ -100,7 +101,7 @@ def discover(
                     result,
                 )
                 continue
-            over_budget = (max_files is not None and len(result.registered) >= max_files) or (
+            over_budget = (max_files is not None and len(candidates) >= max_files) or (
                 max_bytes is not None and result.bytes_hashed >= max_bytes
             )
             if over_budget or not is_stable(relative, signature):
@@ -108,23 +109,18 @@ def discover(
                 result.waiting[relative] = signature
                 continue
             result.bytes_hashed += stat.st_size
-            load, new = ledger.register(
-                conn,
-                source=source.name,
-                path=relative,
-                partition_key=partition_key,
-                size_bytes=stat.st_size,
-                mtime=mtime,
-                sha256=sha256_of(path),
+            candidates.append(
+                ledger.LandedFile(relative, partition_key, stat.st_size, mtime, sha256_of(path))
             )
-            if new and load.status == "duplicate":
-                settled = landing.settled_path(relative, errored=False)
-                landing.move(relative, settled)
-                ledger.set_stored_path(conn, load.load_id, settled)
-            elif new:
-                result.registered.append(load)
-            else:
-                _settle_leftover(landing, load, relative)
+    for load, new in ledger.register(conn, source.name, candidates):
+        if new and load.status == "duplicate":
+            settled = landing.settled_path(load.path, errored=False)
+            landing.move(load.path, settled)
+            ledger.set_stored_path(conn, load.load_id, settled)
+        elif new:
+            result.registered.append(load)
+        else:
+            _settle_leftover(landing, load, load.path)
     return result
 
 

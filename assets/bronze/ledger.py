@@ -96,63 +96,85 @@ def ensure_schema(conn: psycopg.Connection) -> None:
         conn.execute(DDL)
 
 
-def register(
-    conn: psycopg.Connection,
-    *,
-    source: str,
-    path: str,
-    partition_key: str | None,
-    size_bytes: int,
-    mtime: datetime | None,
-    sha256: str,
-) -> tuple[Load, bool]:
-    """Record a landed file; returns (its load, whether the row is new). Same path and bytes → the existing
-    row; same bytes under another path → a new `duplicate` row; same path, new bytes → a new row that
-    supersedes the previous one."""
+@dataclass(frozen=True)
+class LandedFile:
+    path: str
+    partition_key: str | None
+    size_bytes: int
+    mtime: datetime | None
+    sha256: str
+
+
+def register(conn: psycopg.Connection, source: str, files: list[LandedFile]) -> list[tuple[Load, bool]]:
+    """Record landed files, in order, in one transaction; returns (load, whether the row is new) per file.
+    Same path and bytes → the existing row; same bytes under another path (also earlier in `files`) → a new
+    `duplicate` row; same path, new bytes → a new row that supersedes the previous one."""
+    if not files:
+        return []
     with conn.transaction():
         conn.execute(
             "SELECT pg_advisory_xact_lock(hashtext('strata.ledger.register'), hashtext(%s))", (source,)
         )
         cur = conn.cursor(row_factory=class_row(Load))
-        existing = cur.execute(
-            _q("SELECT {columns} FROM ledger.loads WHERE source = %s AND path = %s AND sha256 = %s"),
-            (source, path, sha256),
-        ).fetchone()
-        if existing:
-            return existing, False
-        original = cur.execute(
-            _q("""SELECT {columns} FROM ledger.loads
-                WHERE source = %s AND sha256 = %s AND status NOT IN ('duplicate', 'superseded')
-                ORDER BY load_id LIMIT 1"""),
-            (source, sha256),
-        ).fetchone()
-        previous = cur.execute(
-            _q("""SELECT {columns} FROM ledger.loads
-                WHERE source = %s AND path = %s AND status = ANY(%s) ORDER BY load_id DESC LIMIT 1"""),
-            (source, path, list(LIVE_STATUSES)),
-        ).fetchone()
-        status = "duplicate" if original else "ready"
-        load = cur.execute(
-            _q("""INSERT INTO ledger.loads
-                    (source, path, stored_path, partition_key, size_bytes, mtime, sha256, status,
-                     duplicate_of, supersedes, error)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                RETURNING {columns}"""),
-            (
-                source,
-                path,
-                path,
-                partition_key,
-                size_bytes,
-                mtime,
-                sha256,
-                status,
-                original.load_id if original else None,
-                previous.load_id if previous and not original else None,
-                f"same bytes as load {original.load_id} ({original.path})" if original else None,
-            ),
-        ).fetchone()
-        return load, True
+        paths = [f.path for f in files]
+        shas = [f.sha256 for f in files]
+        existing = {
+            (row.path, row.sha256): row
+            for row in cur.execute(
+                _q("""SELECT {columns} FROM ledger.loads
+                      WHERE source = %s AND (path, sha256) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"""),
+                (source, paths, shas),
+            )
+        }
+        originals = {
+            row.sha256: row
+            for row in cur.execute(
+                _q("""SELECT DISTINCT ON (sha256) {columns} FROM ledger.loads
+                      WHERE source = %s AND sha256 = ANY(%s) AND status NOT IN ('duplicate', 'superseded')
+                      ORDER BY sha256, load_id"""),
+                (source, shas),
+            )
+        }
+        previous = {
+            row.path: row
+            for row in cur.execute(
+                _q("""SELECT DISTINCT ON (path) {columns} FROM ledger.loads
+                      WHERE source = %s AND path = ANY(%s) AND status = ANY(%s) ORDER BY path, load_id DESC"""),
+                (source, paths, list(LIVE_STATUSES)),
+            )
+        }
+        results = []
+        for landed in files:
+            found = existing.get((landed.path, landed.sha256))
+            if found:
+                results.append((found, False))
+                continue
+            original = originals.get(landed.sha256)
+            superseded = previous.get(landed.path)
+            load = cur.execute(
+                _q("""INSERT INTO ledger.loads
+                        (source, path, stored_path, partition_key, size_bytes, mtime, sha256, status,
+                         duplicate_of, supersedes, error)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                    RETURNING {columns}"""),
+                (
+                    source,
+                    landed.path,
+                    landed.path,
+                    landed.partition_key,
+                    landed.size_bytes,
+                    landed.mtime,
+                    landed.sha256,
+                    "duplicate" if original else "ready",
+                    original.load_id if original else None,
+                    superseded.load_id if superseded and not original else None,
+                    f"same bytes as load {original.load_id} ({original.path})" if original else None,
+                ),
+            ).fetchone()
+            existing[(landed.path, landed.sha256)] = load
+            originals.setdefault(landed.sha256, load)
+            results.append((load, True))
+        return results
 
 
 def record_error(
