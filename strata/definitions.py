@@ -9,6 +9,7 @@ import dagster as dg
 from assets.bronze import bronze_assets, landing_sensor
 from assets.observability.alerts import quality_alert_sensor, run_failure_alert
 from assets.observability.freshness import with_default_freshness
+from assets.observability.quality import check_history, data_quality_dashboard
 from resources import (
     EmbeddingModelResource,
     LandingZoneResource,
@@ -30,9 +31,18 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
     }
 
 
+# Declarative automation (eager silver/gold, cron extractions) only runs while a sensor evaluates it; Dagster's
+# built-in one is stopped by default.
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "automation_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=5,
+)
+
 defs = dg.Definitions(
-    assets=with_default_freshness([*bronze_assets]),
-    sensors=[landing_sensor, run_failure_alert, quality_alert_sensor],
+    assets=with_default_freshness([*bronze_assets, check_history, data_quality_dashboard]),
+    sensors=[landing_sensor, automation_sensor, run_failure_alert, quality_alert_sensor],
     resources=build_resources(),
     # Runs hold one step or a short chain; running steps in the run's own process saves ≈ 2.5 s of
     # subprocess start-up per step on two cores (STACK-NOTES).

@@ -60,5 +60,5 @@ def test_loading_the_code_location_does_not_import_the_model_stack():
 
 
 def test_sensors_that_drive_the_platform_run_by_default():
-    sensor = defs.resolve_sensor_def("landing_sensor")
-    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    for name in ("landing_sensor", "automation_sensor", "run_failure_alert", "quality_alert_sensor"):
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING, name

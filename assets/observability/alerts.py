@@ -4,8 +4,6 @@ Every alert is logged; when STRATA_ALERT_WEBHOOK_URL is set it is also posted th
 JSON message (`text` plus a `blocks` section). The URL is read when an alert is sent and never logged.
 """
 
-from __future__ import annotations
-
 import os
 
 import dagster as dg

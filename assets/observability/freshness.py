@@ -19,7 +19,9 @@ FRESH_LAYERS = ("bronze", "gold", "vector")
 def default_freshness_policy() -> dg.FreshnessPolicy:
     warn = float(os.environ.get("STRATA_FRESHNESS_WARN_HOURS") or 4)
     fail = float(os.environ.get("STRATA_FRESHNESS_FAIL_HOURS") or 24)
-    return dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=fail), warn_window=timedelta(hours=warn))
+    return dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=fail), warn_window=timedelta(hours=warn)
+    )
 
 
 def with_default_freshness(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:

@@ -1,0 +1,166 @@
+"""Data quality over time: every asset-check outcome copied from Dagster's event log into `gold.check_history`,
+and a dashboard asset whose materialization page shows pass rates by layer, failing checks, freshness
+state and a plot — so the asset page in the UI is the dashboard."""
+
+import base64
+import io
+from datetime import UTC, datetime
+
+import dagster as dg
+from dagster._core.events import DagsterEventType
+from psycopg.types.json import Jsonb
+
+from resources import PostgresResource
+
+OWNER = "team:data-platform"
+HISTORY = ["gold", "check_history"]
+PAGE = 5000
+
+_DDL = """
+CREATE SCHEMA IF NOT EXISTS gold;
+CREATE TABLE IF NOT EXISTS gold.check_history (
+    storage_id bigint PRIMARY KEY,
+    asset_key text NOT NULL,
+    layer text NOT NULL,
+    check_name text NOT NULL,
+    passed boolean NOT NULL,
+    severity text NOT NULL,
+    run_id text NOT NULL,
+    evaluated_at timestamptz NOT NULL,
+    metadata jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS check_history_check_idx ON gold.check_history (asset_key, check_name, storage_id DESC);
+"""
+
+
+@dg.asset(
+    key=HISTORY,
+    group_name="observability",
+    kinds={"postgres"},
+    owners=[OWNER],
+    description="Every asset-check outcome (asset, check, passed, severity, run, time), appended from Dagster's "
+    "event log since the last copied event.",
+    automation_condition=dg.AutomationCondition.on_cron("*/5 * * * *"),
+)
+def check_history(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
+    with postgres.connect(autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('strata.gold.check_history'))")
+            conn.execute(_DDL)
+        (after,) = conn.execute("SELECT max(storage_id) FROM gold.check_history").fetchone()
+        added = 0
+        while True:
+            records = context.instance.get_event_records(
+                dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=after),
+                limit=PAGE,
+                ascending=True,
+            )
+            if not records:
+                break
+            rows = [_row(record) for record in records]
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(
+                    """INSERT INTO gold.check_history VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                       ON CONFLICT (storage_id) DO NOTHING""",
+                    rows,
+                )
+            added += len(rows)
+            after = records[-1].storage_id
+        (total,) = conn.execute("SELECT count(*) FROM gold.check_history").fetchone()
+    return dg.MaterializeResult(metadata={"new_outcomes": added, "dagster/row_count": total})
+
+
+def _row(record: dg.EventLogRecord) -> tuple:
+    evaluation = record.event_log_entry.dagster_event.event_specific_data
+    key = evaluation.asset_key.to_user_string()
+    metadata = {name: str(value.value) for name, value in evaluation.metadata.items()}
+    return (
+        record.storage_id,
+        key,
+        evaluation.asset_key.path[0],
+        evaluation.check_name,
+        evaluation.passed,
+        evaluation.severity.value,
+        record.run_id,
+        datetime.fromtimestamp(record.timestamp, UTC),
+        Jsonb(metadata),
+    )
+
+
+@dg.asset(
+    key=["gold", "data_quality_dashboard"],
+    deps=[HISTORY],
+    group_name="observability",
+    kinds={"postgres"},
+    owners=[OWNER],
+    description="The data-quality dashboard: open this asset's latest materialization.",
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def data_quality_dashboard(
+    context: dg.AssetExecutionContext, postgres: PostgresResource
+) -> dg.MaterializeResult:
+    with postgres.connect() as conn:
+        latest = conn.execute(
+            """SELECT DISTINCT ON (asset_key, check_name) layer, asset_key, check_name, passed, severity, evaluated_at
+               FROM gold.check_history ORDER BY asset_key, check_name, storage_id DESC"""
+        ).fetchall()
+        daily = conn.execute(
+            """SELECT date_trunc('day', evaluated_at)::date AS day, layer, avg(passed::int)::float8
+               FROM gold.check_history GROUP BY 1, 2 ORDER BY 1, 2"""
+        ).fetchall()
+    by_layer: dict[str, list[bool]] = {}
+    for layer, *_rest, passed, _severity, _at in latest:
+        by_layer.setdefault(layer, []).append(passed)
+    failing = [row for row in latest if not row[3]]
+    keys = list(context.instance.get_asset_keys())
+    freshness = context.instance.get_freshness_state_records(keys)
+    states = {key.to_user_string(): record.freshness_state.value for key, record in freshness.items()}
+
+    markdown = (
+        "## Checks: latest outcome per check\n\n| layer | checks | passing | pass rate |\n|---|---|---|---|\n"
+    )
+    for layer, outcomes in sorted(by_layer.items()):
+        markdown += f"| {layer} | {len(outcomes)} | {sum(outcomes)} | {sum(outcomes) / len(outcomes):.1%} |\n"
+    markdown += "\n## Failing checks\n\n"
+    markdown += (
+        "".join(f"- `{a}` **{c}** ({s}, {t:%Y-%m-%d %H:%M} UTC)\n" for _, a, c, _, s, t in failing)
+        or "none\n"
+    )
+    markdown += "\n## Freshness\n\n| asset | state |\n|---|---|\n"
+    markdown += (
+        "".join(f"| {key} | {state} |\n" for key, state in sorted(states.items()))
+        or "| (not evaluated yet) | |\n"
+    )
+    if daily:
+        markdown += f"\n## Pass rate per day\n\n![pass rate per day](data:image/png;base64,{_plot(daily)})\n"
+
+    passed = sum(row[3] for row in latest)
+    return dg.MaterializeResult(
+        metadata={
+            "dashboard": dg.MetadataValue.md(markdown),
+            "checks": len(latest),
+            "pass_rate": dg.MetadataValue.float(round(passed / len(latest), 4) if latest else 1.0),
+            "failing_checks": len(failing),
+            "degraded_assets": sum(1 for state in states.values() if state in ("WARN", "FAIL")),
+        }
+    )
+
+
+def _plot(daily: list[tuple]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(7, 3))
+    for layer in sorted({layer for _, layer, _ in daily}):
+        points = [(day, rate) for day, name, rate in daily if name == layer]
+        axes.plot([d for d, _ in points], [r * 100 for _, r in points], marker="o", label=layer)
+    axes.set_ylabel("checks passing (%)")
+    axes.set_ylim(0, 105)
+    axes.legend(loc="lower left")
+    figure.autofmt_xdate()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    pyplot.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
