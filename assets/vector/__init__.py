@@ -1,0 +1,1 @@
+"""The vector index: searchable documents from silver, embedded offline, kept in sync in Qdrant."""

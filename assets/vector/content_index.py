@@ -1,0 +1,127 @@
+"""`vector/content_index`: every post, video and tweet of silver as a point in Qdrant, kept in sync.
+
+The documents come from `silver.content_documents` (one dbt model that composes each text and its
+payload). Qdrant local mode admits one process per store, so the asset and its checks share the pool
+`qdrant` (limit 1) and always close their client.
+"""
+
+from collections.abc import Iterator
+
+import dagster as dg
+import psycopg
+
+from assets.vector.search import COLLECTION
+from assets.vector.sync import Document, stored_points, sync
+from resources import EmbeddingModelResource, PostgresResource, QdrantResource
+from resources.qdrant import POOL
+
+KEY = dg.AssetKey(["vector", "content_index"])
+DOCUMENTS = dg.AssetKey(["silver", "content_documents"])
+OWNER = "team:data-platform"
+
+_QUERY = """SELECT document_key, source_type, content_text, network, account_id, created_date, engagement
+            FROM silver.content_documents ORDER BY document_key"""
+
+
+def read_documents(conn: psycopg.Connection) -> Iterator[Document]:
+    with conn.cursor(name="content_documents") as cur:
+        cur.itersize = 2000
+        cur.execute(_QUERY)
+        for row in cur:
+            yield Document(*row)
+
+
+@dg.asset(
+    key=KEY,
+    deps=[DOCUMENTS],
+    group_name="search",
+    kinds={"qdrant"},
+    owners=[OWNER],
+    description="Semantic index of posts, videos and tweets (all-MiniLM-L6-v2, 384-d, cosine) with payload "
+    "for filtered search: source type, network, account, created date, engagement, content hash, model.",
+    pool=POOL,
+    automation_condition=dg.AutomationCondition.eager(),
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL),
+)
+def content_index(
+    context: dg.AssetExecutionContext,
+    postgres: PostgresResource,
+    qdrant: QdrantResource,
+    embedder: EmbeddingModelResource,
+) -> dg.MaterializeResult:
+    with postgres.connect() as conn, qdrant.client() as client:
+        result = sync(
+            client,
+            COLLECTION,
+            read_documents(conn),
+            encode=embedder.encode,
+            dimension=embedder.dimension,
+            model_name=embedder.model_name,
+            model_version=embedder.model_version,
+            local=qdrant.is_local,
+            log=context.log.info,
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": result.documents,
+            "embedded": result.embedded,
+            "payload_updates": result.payload_updates,
+            "deleted": result.deleted,
+            "unchanged": result.unchanged,
+            "collection_recreated": result.recreated,
+            "model": f"{embedder.model_name} ({embedder.model_version})",
+            "qdrant_mode": "local" if qdrant.is_local else "server",
+        }
+    )
+
+
+def _expected(postgres: PostgresResource) -> dict[str, str]:
+    with postgres.connect() as conn:
+        return {document.point_id: document.content_hash for document in read_documents(conn)}
+
+
+@dg.asset_check(
+    asset=KEY,
+    blocking=True,
+    pool=POOL,
+    description="Postgres ↔ Qdrant: the same ids with the same content hashes, and equal counts.",
+)
+def postgres_qdrant_consistent(postgres: PostgresResource, qdrant: QdrantResource) -> dg.AssetCheckResult:
+    expected = _expected(postgres)
+    with qdrant.client() as client:
+        stored = {
+            pid: payload.get("content_hash") for pid, payload in stored_points(client, COLLECTION).items()
+        }
+    missing = sorted(set(expected) - set(stored))
+    stale = sorted(pid for pid in set(expected) & set(stored) if expected[pid] != stored[pid])
+    orphans = sorted(set(stored) - set(expected))
+    return dg.AssetCheckResult(
+        passed=not (missing or stale or orphans),
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "postgres_documents": len(expected),
+            "qdrant_points": len(stored),
+            "missing_points": dg.MetadataValue.json(missing[:20]),
+            "stale_hashes": dg.MetadataValue.json(stale[:20]),
+            "orphan_points": dg.MetadataValue.json(orphans[:20]),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=KEY,
+    pool=POOL,
+    description="Every vector has the model's dimension and every point the current model version.",
+)
+def vectors_match_the_model(qdrant: QdrantResource, embedder: EmbeddingModelResource) -> dg.AssetCheckResult:
+    with qdrant.client() as client:
+        size = client.get_collection(COLLECTION).config.params.vectors.size
+        versions = {payload.get("model_version") for payload in stored_points(client, COLLECTION).values()}
+    return dg.AssetCheckResult(
+        passed=size == embedder.dimension and versions <= {embedder.model_version},
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"dimension": size, "model_versions": dg.MetadataValue.json(sorted(map(str, versions)))},
+    )
+
+
+vector_checks = [postgres_qdrant_consistent, vectors_match_the_model]

@@ -1,0 +1,158 @@
+"""The content index against a real Qdrant store and the real offline model: incremental by content hash,
+deletes propagate, filters restrict, and the consistency check catches a point deleted behind its back.
+
+The documents table is built here in the shape `silver.content_documents` has, so each case controls
+exactly which rows change; the chain from the sample drop is covered end to end elsewhere."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import dagster as dg
+import pytest
+
+from assets.vector.content_index import content_index, postgres_qdrant_consistent, vectors_match_the_model
+from assets.vector.search import COLLECTION, search
+from assets.vector.sync import point_id
+from resources import EmbeddingModelResource, PostgresResource, QdrantResource
+
+TOPICS = {
+    "pets": ["my cat knocked the plant off the shelf again", "puppy training day three, he finally sits"],
+    "cooking": ["slow roasted tomatoes with garlic and basil", "the perfect sourdough crumb after 48 hours"],
+    "finance": ["how I paid off my student loans in two years", "index funds versus picking single stocks"],
+    "fitness": ["leg day: squats, lunges and a brutal finisher", "couch to 5k week six, still running"],
+}
+
+
+def documents() -> list[tuple]:
+    rows = []
+    for t, (topic, texts) in enumerate(TOPICS.items()):
+        for i in range(25):
+            network = ("tiktok", "youtube")[i % 2]
+            text = f"{texts[i % 2]} #{topic} {i}"
+            rows.append(
+                (
+                    f"post:{network}:{topic}{i}",
+                    "post",
+                    text,
+                    network,
+                    f"acc{i % 5}",
+                    date(2026, 11, 1) + timedelta(days=i % 7),
+                    i * 10 + t,
+                )
+            )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def index(warehouse: PostgresResource, tmp_path_factory):
+    with warehouse.connect() as conn:
+        conn.execute(
+            """CREATE SCHEMA IF NOT EXISTS silver;
+               CREATE TABLE silver.content_documents (document_key text PRIMARY KEY, source_type text, content_text text,
+                   network text, account_id text, created_date date, engagement bigint)"""
+        )
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO silver.content_documents VALUES (%s, %s, %s, %s, %s, %s, %s)", documents()
+            )
+    return {
+        "postgres": warehouse,
+        "qdrant": QdrantResource(url=tmp_path_factory.mktemp("qdrant").as_uri()),
+        "embedder": EmbeddingModelResource(batch_size=32),
+    }
+
+
+def materialize(resources: dict) -> dict:
+    result = dg.materialize([content_index], resources=resources)
+    (materialization,) = result.asset_materializations_for_node(content_index.op.name)
+    return {name: value.value for name, value in materialization.metadata.items()}
+
+
+def run_checks(resources: dict) -> dict[str, bool]:
+    result = dg.materialize(
+        [content_index, postgres_qdrant_consistent, vectors_match_the_model],
+        resources=resources,
+        selection=dg.AssetSelection.checks(postgres_qdrant_consistent, vectors_match_the_model),
+        raise_on_error=False,
+    )
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def test_first_sync_embeds_every_document_and_a_topic_query_finds_its_topic(index):
+    first = materialize(index)
+
+    hits = search(index["qdrant"], index["embedder"], "my dog and my kitten", limit=5)
+
+    assert (first["dagster/row_count"], first["embedded"], first["deleted"]) == (100, 100, 0)
+    assert [hit.document_key.split(":")[2].rstrip("0123456789") for hit in hits] == ["pets"] * 5
+    assert run_checks(index) == {"postgres_qdrant_consistent": True, "vectors_match_the_model": True}
+
+
+def test_filters_restrict_results_by_network_account_and_date(index):
+    hits = search(
+        index["qdrant"],
+        index["embedder"],
+        "baking bread",
+        network="youtube",
+        account="acc1",
+        since=date(2026, 11, 4),
+        limit=50,
+    )
+
+    assert hits
+    assert {hit.network for hit in hits} == {"youtube"} and {hit.account_id for hit in hits} == {"acc1"}
+    assert all(hit.created_date >= "2026-11-04" for hit in hits)
+
+
+def test_rematerializing_with_no_change_embeds_nothing(index):
+    again = materialize(index)
+
+    assert (again["embedded"], again["payload_updates"], again["deleted"], again["unchanged"]) == (
+        0,
+        0,
+        0,
+        100,
+    )
+
+
+def test_changing_one_caption_reembeds_exactly_it_and_engagement_only_updates_payload(index, warehouse):
+    with warehouse.connect() as conn:
+        conn.execute(
+            "UPDATE silver.content_documents SET content_text = 'a brand new caption about tax returns' WHERE document_key = 'post:tiktok:finance0'"
+        )
+        conn.execute(
+            "UPDATE silver.content_documents SET engagement = engagement + 1 WHERE document_key = 'post:youtube:pets1'"
+        )
+
+    changed = materialize(index)
+
+    assert (changed["embedded"], changed["payload_updates"], changed["unchanged"]) == (1, 1, 98)
+    top = search(index["qdrant"], index["embedder"], "tax returns", limit=1)[0]
+    assert top.document_key == "post:tiktok:finance0"
+
+
+def test_deleting_a_document_removes_its_point(index, warehouse):
+    with warehouse.connect() as conn:
+        conn.execute("DELETE FROM silver.content_documents WHERE document_key = 'post:tiktok:pets0'")
+
+    result = materialize(index)
+
+    assert result["deleted"] == 1 and result["dagster/row_count"] == 99
+    with index["qdrant"].client() as client:
+        assert client.retrieve(COLLECTION, ids=[point_id("post:tiktok:pets0")]) == []
+
+
+def test_the_consistency_check_fails_when_a_point_is_deleted_behind_its_back(index):
+    from qdrant_client import models
+
+    with index["qdrant"].client() as client:
+        client.delete(
+            COLLECTION,
+            points_selector=models.PointIdsList(points=[point_id("post:youtube:cooking1")]),
+            wait=True,
+        )
+
+    assert run_checks(index)["postgres_qdrant_consistent"] is False
+    materialize(index)  # the next sync repairs it
+    assert run_checks(index)["postgres_qdrant_consistent"] is True
