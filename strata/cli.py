@@ -92,6 +92,42 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings)
 
 
+def _search(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from assets.vector.search import search
+    from resources import EmbeddingModelResource, QdrantResource
+    from strata import services
+
+    hits = search(
+        QdrantResource(url=services.qdrant_url(settings)),
+        EmbeddingModelResource(),
+        args.text,
+        network=args.network,
+        since=args.since,
+        account=args.account,
+        limit=args.limit,
+    )
+    if args.json:
+        filters = {
+            "network": args.network,
+            "since": args.since and args.since.isoformat(),
+            "account": args.account,
+        }
+        print(
+            json.dumps(
+                {"query": args.text, "filters": filters, "results": [h.as_dict() for h in hits]}, indent=2
+            )
+        )
+        return 0
+    for hit in hits:
+        where = " ".join(filter(None, [hit.source_type, hit.network, hit.account_id, hit.created_date]))
+        print(f"{hit.rank:>3}. {hit.score:.3f}  [{where}]  {hit.text[:100]}")
+    if not hits:
+        print("no results")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strata", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -115,6 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("demo", help="materialize everything once, headless, and summarize").set_defaults(
         handler=_demo
     )
+
+    search_cmd = commands.add_parser("search", help="semantic search of the vector index")
+    search_cmd.add_argument("text", help="what to look for, in plain words")
+    search_cmd.add_argument(
+        "--network", help="only this network (youtube, instagram, tiktok, facebook, snapchat, x)"
+    )
+    search_cmd.add_argument(
+        "--since", type=date.fromisoformat, help="only content created on or after this date"
+    )
+    search_cmd.add_argument("--account", help="only this account id")
+    search_cmd.add_argument("--limit", type=int, default=10, help="number of results (default 10)")
+    search_cmd.add_argument("--json", action="store_true", help="one JSON document with a `results` list")
+    search_cmd.set_defaults(handler=_search)
 
     commands.add_parser("env", help="print the service environment as shell exports").set_defaults(
         handler=_env
