@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 from psycopg import sql
+from pymongo.errors import PyMongoError
 
 from assets.bronze import checks, ledger
 from assets.bronze.discover import discover
@@ -87,6 +88,14 @@ def materialize(
             with conn.transaction():
                 outcomes = _load(conn, source, partition_key, loads, mongo, landing)
                 ledger.record_fields(conn, scope, {o.load.load_id: o.fields_seen for o in outcomes})
+        except PyMongoError as exc:
+            message = (
+                f"MongoDB unavailable for the raw-document copy of {source.name}: {type(exc).__name__}: {exc}"
+            )
+            ledger.mark_failed(conn, load_ids, message)
+            raise dg.Failure(
+                description=f"{message}. Nothing was written to Postgres; the run retries."
+            ) from exc
         except Exception as exc:
             ledger.mark_failed(conn, load_ids, f"{type(exc).__name__}: {exc}")
             raise

@@ -1,0 +1,87 @@
+"""Failures of the services around a load (issue: reliability): the load fails clearly, leaves Postgres
+untouched, and the same run completes once the service is back."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from assets.bronze.factory import bronze_assets
+from resources import LandingZoneResource, MongoResource
+from strata.generate import generate
+from tests.conftest import free_port
+from tests.test_bronze import table_checksums
+
+TWEETS = next(a for a in bronze_assets if a.key.path[-1] == "tweets")
+POSTS = next(a for a in bronze_assets if a.key.path[-1] == "social_posts")
+
+
+def test_mongo_unavailable_fails_the_load_clearly_and_postgres_stays_untouched(warehouse, tmp_path: Path):
+    landing = tmp_path / "landing"
+    manifest = generate(landing, days=1, sources=["tweets"])
+    (day,) = manifest["sources"]["tweets"]["partitions"]
+    down = MongoResource(url=f"mongodb://127.0.0.1:{free_port()}", server_selection_timeout_ms=200)
+    resources = {"postgres": warehouse, "mongo": down, "landing": LandingZoneResource(root=str(landing))}
+
+    failed = dg.materialize([TWEETS], partition_key=day, resources=resources, raise_on_error=False)
+
+    failure = next(e for e in failed.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    retries = [e for e in failed.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    assert not failed.success and len(retries) == 3  # the retry policy's backoff, then a clear failure
+    description = failure.event_specific_data.user_failure_data.description
+    assert description.startswith(
+        "MongoDB unavailable for the raw-document copy of tweets: ServerSelectionTimeout"
+    )
+    with warehouse.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM bronze.tweets").fetchone()[0] == 0
+        statuses = {s for (s,) in conn.execute("SELECT status FROM ledger.loads WHERE source = 'tweets'")}
+    assert statuses == {"errored"}
+
+    resources["mongo"] = MongoResource(url=(tmp_path / "mongo").as_uri())
+    dg.materialize([TWEETS], partition_key=day, resources=resources)
+
+    with warehouse.connect() as conn:
+        assert (
+            conn.execute("SELECT count(*) FROM bronze.tweets").fetchone()[0]
+            == manifest["sources"]["tweets"]["partitions"][day]["bronze_rows"]
+        )
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, dagster as dg
+    from assets.bronze.factory import bronze_assets
+    from resources import LandingZoneResource, MongoResource, PostgresResource
+    posts = next(a for a in bronze_assets if a.key.path[-1] == "social_posts")
+    postgres_url, mongo_url, root, partition = sys.argv[1:]
+    dg.materialize([posts], partition_key=partition, resources={
+        "postgres": PostgresResource(url=postgres_url), "mongo": MongoResource(url=mongo_url),
+        "landing": LandingZoneResource(root=root, after_load="leave")})
+    """
+)
+
+
+@pytest.mark.slow
+def test_the_same_partition_materialized_twice_at_once_ends_as_one_run_would(warehouse, tmp_path: Path):
+    landing = tmp_path / "landing"
+    manifest = generate(landing, scale=20, days=1, sources=["social_posts"])
+    partition = "2026-11-01|instagram"
+    args = [warehouse.url, (tmp_path / "mongo").as_uri(), str(landing), partition]
+    env = {**os.environ}
+
+    children = [subprocess.Popen([sys.executable, "-c", CHILD, *args], env=env) for _ in range(2)]
+    assert [child.wait(timeout=300) for child in children] == [0, 0]
+    concurrent = table_checksums(warehouse, ignore={"attempts"})
+
+    subprocess.run([sys.executable, "-c", CHILD, *args], env=env, check=True, timeout=300)
+
+    assert table_checksums(warehouse, ignore={"attempts"}) == concurrent
+    with warehouse.connect() as conn:
+        (rows,) = conn.execute("SELECT count(*) FROM bronze.social_posts").fetchone()
+    assert rows == manifest["sources"]["social_posts"]["partitions"][partition]["bronze_rows"]
