@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 
 from assets.bronze.factory import bronze_assets
-from resources import LandingZoneResource, MongoResource
+from resources import LandingZoneResource, MongoResource, PostgresResource
 from strata.generate import generate
 from tests.conftest import free_port
 from tests.test_bronze import table_checksums
@@ -85,3 +85,61 @@ def test_the_same_partition_materialized_twice_at_once_ends_as_one_run_would(war
     with warehouse.connect() as conn:
         (rows,) = conn.execute("SELECT count(*) FROM bronze.social_posts").fetchone()
     assert rows == manifest["sources"]["social_posts"]["partitions"][partition]["bronze_rows"]
+
+
+RESTART_CHILD = textwrap.dedent(
+    """
+    import sys, dagster as dg
+    from assets.bronze.factory import bronze_assets
+    from resources import LandingZoneResource, MongoResource, PostgresResource
+    posts = next(a for a in bronze_assets if a.key.path[-1] == "social_posts")
+    postgres_url, mongo_url, root, partition = sys.argv[1:]
+    result = dg.materialize([posts], partition_key=partition, resources={
+        "postgres": PostgresResource(url=postgres_url, application_name="strata-restart-test"),
+        "mongo": MongoResource(url=mongo_url), "landing": LandingZoneResource(root=root)})
+    retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    print("retries", len(retries))
+    """
+)
+
+
+@pytest.mark.slow
+def test_postgres_restarted_mid_load_the_step_retries_and_completes_exactly(
+    warehouse, settings, tmp_path: Path
+):
+    import time
+
+    from strata import services
+
+    landing = tmp_path / "landing"
+    manifest = generate(landing, scale=120, days=1, sources=["social_posts"])
+    partition = "2026-11-01|tiktok"
+    args = [warehouse.url, (tmp_path / "mongo").as_uri(), str(landing), partition]
+    child = subprocess.Popen(
+        [sys.executable, "-c", RESTART_CHILD, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not _copying(warehouse, "strata-restart-test"):
+        assert child.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    server = services.embedded_postgres(settings)
+    server.stop()
+    server.start()
+
+    out, _ = child.communicate(timeout=300)
+
+    assert child.returncode == 0 and "retries 1" in out
+    with warehouse.connect() as conn:
+        (rows,) = conn.execute("SELECT count(*) FROM bronze.social_posts").fetchone()
+        statuses = {s for (s,) in conn.execute("SELECT status FROM ledger.loads")}
+    assert rows == manifest["sources"]["social_posts"]["partitions"][partition]["bronze_rows"]
+    assert statuses <= {"archived", "duplicate"}
+
+
+def _copying(postgres: PostgresResource, application: str) -> bool:
+    with postgres.connect() as conn:
+        query = "SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND query LIKE 'COPY%%'"
+        return bool(conn.execute(query, (application,)).fetchone())
