@@ -89,3 +89,60 @@ def test_a_landed_file_is_loaded_by_the_sensor_and_the_run_is_stored_in_postgres
     warehouse = dagster_url.rsplit("/", 1)[0] + "/strata"
     with psycopg.connect(warehouse) as conn:
         assert conn.execute("SELECT user_id FROM bronze.video_users").fetchall() == [("u1",)]
+
+
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,900",
+    "--virtual-time-budget=20000",
+]
+
+
+def chromium() -> str:
+    """Debian's Chromium, installed by the test set-up when missing."""
+    found = shutil.which("chromium")
+    if not found and os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env)
+        found = shutil.which("chromium")
+    if not found:
+        pytest.fail("Chromium is needed for the browser test: apt-get install chromium")
+    return found
+
+
+def render(url: str, screenshot: Path, profile: Path) -> str:
+    """The page's DOM after its scripts ran, and a screenshot of it."""
+    browser = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+    subprocess.run(
+        [*browser, f"--screenshot={screenshot}", url], capture_output=True, timeout=120, check=True
+    )
+    return subprocess.run(
+        [*browser, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+
+
+def test_a_real_browser_sees_the_asset_graph_and_an_assets_checks(platform, tmp_path):
+    _, _, url = platform
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    graph = render(f"{url}/assets?view=lineage", ARTIFACTS / "asset-graph.png", tmp_path / "profile")
+    checks = render(
+        f"{url}/assets/bronze/social_posts?view=checks",
+        ARTIFACTS / "social-posts-checks.png",
+        tmp_path / "profile",
+    )
+
+    for name in ("social_posts", "social_accounts", "video_users", "mongo_campaigns"):
+        assert name in graph, name
+    for check in ("accounted", "no_duplicate_records", "schema_drift", "quarantine_rate"):
+        assert check in checks, check
+    assert (ARTIFACTS / "asset-graph.png").stat().st_size > 10_000
