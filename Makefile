@@ -4,10 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DBT_MANIFEST := dbt/target/manifest.json
+DBT_SOURCES := $(shell find dbt -path dbt/target -prune -o -path dbt/logs -prune -o -type f \( -name '*.sql' -o -name '*.yml' \) -print)
 
 .PHONY: install up down demo test lint bench
 
-install: $(STAMP)
+install: $(STAMP) $(DBT_MANIFEST)
 
 # torch first, by exact version: pip then takes the local CPU wheel instead of gigabytes of CUDA builds.
 $(STAMP): pyproject.toml constraints.txt
@@ -16,6 +18,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+# The code location reads dbt's manifest; parse the project again whenever a model or yml changes.
+$(DBT_MANIFEST): $(STAMP) $(DBT_SOURCES)
+	$(BIN)/dagster-dbt project prepare-and-package --file assets/transform/project.py
+	touch $(DBT_MANIFEST)
 
 up: install
 	$(BIN)/strata up
@@ -30,7 +37,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: install lint
 	$(BIN)/pytest
 
 bench: install

@@ -7,6 +7,8 @@ export the concrete values, so nothing here looks at the environment while the c
 import dagster as dg
 
 from assets.bronze import bronze_assets, landing_sensor
+from assets.transform import dbt_assets, dbt_resource
+from assets.vector.content_index import content_index, vector_checks
 from assets.observability.alerts import quality_alert_sensor, run_failure_alert
 from assets.observability.freshness import with_default_freshness
 from assets.observability.quality import check_history, data_quality_dashboard
@@ -28,6 +30,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "qdrant": QdrantResource(url=dg.EnvVar("STRATA_QDRANT_URL")),
         "embedder": EmbeddingModelResource(),
         "landing": LandingZoneResource(root=dg.EnvVar("STRATA_LANDING_DIR")),
+        "dbt": dbt_resource(),
     }
 
 
@@ -41,7 +44,10 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 )
 
 defs = dg.Definitions(
-    assets=with_default_freshness([*bronze_assets, check_history, data_quality_dashboard]),
+    assets=with_default_freshness(
+        [*bronze_assets, *dbt_assets, content_index, check_history, data_quality_dashboard]
+    ),
+    asset_checks=vector_checks,
     sensors=[landing_sensor, automation_sensor, run_failure_alert, quality_alert_sensor],
     resources=build_resources(),
     # Runs hold one step or a short chain; running steps in the run's own process saves ≈ 2.5 s of

@@ -1,0 +1,13 @@
+"""Silver and gold: the dbt project (dbt/) as Dagster assets, partitioned like bronze, tests as asset checks.
+
+Importing this package needs dbt/target/manifest.json (`dagster-dbt project prepare-and-package --file
+assets/transform/project.py`, or `dagster dev`, which prepares it).
+"""
+
+import dagster as dg
+
+from assets.transform.assets import built_after_partitions, dbt_assets_list, dbt_resource
+
+dbt_assets: list[dg.AssetsDefinition] = dbt_assets_list
+
+__all__ = ["built_after_partitions", "dbt_assets", "dbt_resource"]

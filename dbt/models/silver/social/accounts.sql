@@ -1,0 +1,109 @@
+{{
+    config(
+        materialized='table',
+        meta={'dagster': {'partitioning': 'none'}},
+    )
+}}
+
+-- Creator accounts as SCD2 from the daily full snapshots. A version starts when any tracked attribute differs
+-- from the account's previous snapshot, or when the account comes back after missing a snapshot. It ends
+-- (valid_to, exclusive) at the next snapshot that no longer shows it: the next version's valid_from, or the
+-- first snapshot the account is missing from (it disappeared). Versions still in the latest snapshot are
+-- current. Rebuilt from all snapshots in bronze, so a late or re-loaded day is never applied out of order.
+
+with snapshot_rows as (
+    select
+        partition_date as snapshot_date,
+        account_id,
+        network,
+        handle,
+        raw ->> 'display_name' as display_name,
+        nullif(trim(raw ->> 'category'), '') as category,
+        {{ parse_count("raw ->> 'followers'") }} as followers,
+        {{ parse_count("raw ->> 'following'") }} as following,
+        (raw ->> 'created_at')::timestamptz as account_created_at,
+        row_number() over (
+            partition by account_id, partition_date
+            order by load_id desc, record_number desc
+        ) as row_rank,
+        md5(
+            concat_ws(
+                '|', network, handle, raw ->> 'display_name', raw ->> 'category', raw ->> 'followers',
+                raw ->> 'following', raw ->> 'created_at'
+            )
+        ) as attributes_hash
+    from {{ source('bronze', 'social_accounts') }}
+),
+
+snapshot_days as (
+    select
+        snapshot_date,
+        row_number() over (order by snapshot_date) as day_number
+    from (select distinct snapshot_date from snapshot_rows) as distinct_dates
+),
+
+daily as (
+    select
+        snapshot_rows.*,
+        snapshot_days.day_number
+    from snapshot_rows
+    inner join snapshot_days on snapshot_rows.snapshot_date = snapshot_days.snapshot_date
+    where snapshot_rows.row_rank = 1
+),
+
+flagged as (
+    select
+        *,
+        lag(attributes_hash) over (partition by account_id order by snapshot_date) as previous_hash,
+        lag(day_number) over (partition by account_id order by snapshot_date) as previous_day_number
+    from daily
+),
+
+changes as (
+    select
+        *,
+        case
+            when previous_hash is null or previous_hash <> attributes_hash then 1
+            when previous_day_number <> day_number - 1 then 1
+            else 0
+        end as starts_version
+    from flagged
+),
+
+numbered as (
+    select
+        *,
+        sum(starts_version) over (partition by account_id order by snapshot_date) as version_number
+    from changes
+),
+
+versions as (
+    select
+        account_id,
+        version_number,
+        min(snapshot_date) as valid_from,
+        max(day_number) as last_day_number
+    from numbered
+    group by account_id, version_number
+)
+
+select
+    numbered.account_id,
+    numbered.network,
+    numbered.handle,
+    {{ pii_hash('numbered.display_name') }} as display_name_hash,
+    numbered.category,
+    numbered.followers,
+    numbered.following,
+    numbered.account_created_at,
+    versions.version_number::integer as version_number,
+    versions.valid_from,
+    next_day.snapshot_date as valid_to,
+    next_day.snapshot_date is null as is_current,
+    numbered.attributes_hash
+from versions
+inner join numbered
+    on
+        versions.account_id = numbered.account_id
+        and versions.valid_from = numbered.snapshot_date
+left join snapshot_days as next_day on versions.last_day_number + 1 = next_day.day_number

@@ -1,0 +1,484 @@
+"""Silver and gold on the generator's sample drop: real Postgres, real dbt runs through real Dagster
+materializations, results compared with the manifest exactly.
+
+Bronze is loaded per source partition (as the sensor's runs would); the dbt assets then run once per
+partitioning over the whole partition range (single-run backfill: the range becomes dbt vars).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import UTC, date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from psycopg import sql
+
+from assets.bronze.factory import bronze_assets
+from assets.bronze.sources import SOURCES, SOURCES_BY_NAME
+from assets.transform.env import dbt_env
+from assets.transform.project import DBT_PROJECT_DIR, dbt_project
+from resources import LandingZoneResource, MongoResource, PostgresResource
+from strata.generate import generate
+
+REPO = Path(__file__).resolve().parents[1]
+BRONZE = {a.key.path[-1]: a for a in bronze_assets}
+SALT = "test-salt-7f3a"
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+LAYERS = ("silver", "gold")
+
+
+# -- fixtures --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def transform():
+    """The dbt assets, with the manifest prepared first (`dbt parse`, partial parsing keeps it quick)."""
+    dbt_project.preparer.prepare(dbt_project)
+    return importlib.import_module("assets.transform")
+
+
+@pytest.fixture(scope="module")
+def pii_salt():
+    saved = os.environ.get("STRATA_PII_SALT")
+    os.environ["STRATA_PII_SALT"] = SALT
+    yield SALT
+    if saved is None:
+        os.environ.pop("STRATA_PII_SALT", None)
+    else:
+        os.environ["STRATA_PII_SALT"] = saved
+
+
+@pytest.fixture(scope="module")
+def bronze(warehouse: PostgresResource, tmp_path_factory) -> dict:
+    """The scale-1 drop generated (campaigns into the Mongo store) and loaded into bronze by its assets."""
+    drop = tmp_path_factory.mktemp("drop")
+    mongo = MongoResource(url=tmp_path_factory.mktemp("mongo").as_uri(), database_name="strata")
+    with mongo.database() as database:
+        manifest = generate(drop, scale=1, days=7, seed=7, mongo_db=database)
+    (drop / "manifest.json").unlink()
+    resources = {"postgres": warehouse, "mongo": mongo, "landing": LandingZoneResource(root=str(drop))}
+    for source in SOURCES:
+        for key in sorted(manifest["sources"][source.name]["partitions"]):
+            dg.materialize(
+                [BRONZE[source.name]], partition_key=None if key == "all" else key, resources=resources
+            )
+    dg.materialize([BRONZE["mongo_campaigns"]], resources=resources)
+    return manifest
+
+
+def _range_tags(partitions_def: dg.PartitionsDefinition, first_day: str, last_day: str) -> dict[str, str]:
+    keys = [k for k in partitions_def.get_partition_keys() if first_day <= k.split("|")[0] <= last_day]
+    return {RANGE_START: keys[0], RANGE_END: keys[-1]}
+
+
+@pytest.fixture(scope="module")
+def built(bronze: dict, warehouse: PostgresResource, transform, pii_salt) -> dict:
+    """Every dbt model built through Dagster: unpartitioned silver, the daily and date × network ranges in
+    one run each, then the unpartitioned gold marts."""
+    days = sorted(bronze["sources"]["video_sessions"]["partitions"])
+    resources = {"postgres": warehouse, "dbt": transform.dbt_resource()}
+    by_name = {a.op.name: a for a in transform.dbt_assets}
+    unpartitioned = by_name["dbt_unpartitioned"]
+    after = transform.built_after_partitions(transform.dbt_assets)
+    results = {
+        "unpartitioned": dg.materialize(
+            [unpartitioned],
+            selection=dg.AssetSelection.assets(*(unpartitioned.keys - after)),
+            resources=resources,
+        ),
+        "daily": dg.materialize(
+            [by_name["dbt_daily"]],
+            resources=resources,
+            tags=_range_tags(by_name["dbt_daily"].partitions_def, days[0], days[-1]),
+        ),
+        "date_network": dg.materialize(
+            [by_name["dbt_date_network"]],
+            resources=resources,
+            tags=_range_tags(by_name["dbt_date_network"].partitions_def, days[0], days[-1]),
+        ),
+        "after_partitions": dg.materialize(
+            [unpartitioned], selection=dg.AssetSelection.assets(*after), resources=resources
+        ),
+    }
+    return {"manifest": bronze, "results": results, "resources": resources, "assets": by_name, "days": days}
+
+
+def _rows(warehouse: PostgresResource, query: str, params=()) -> list[tuple]:
+    with warehouse.connect() as conn:
+        return conn.execute(query, params).fetchall()
+
+
+# -- Dagster and dbt ------------------------------------------------------------------------------------
+
+
+def test_every_dbt_test_is_an_asset_check_and_passes(built):
+    total = 0
+    for name, result in built["results"].items():
+        assert result.success, name
+        evaluations = result.get_asset_check_evaluations()
+        failed = [(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed]
+        assert failed == [], name
+        total += len(evaluations)
+    expected = sum(len(list(a.check_specs)) for a in built["assets"].values())
+    assert total == expected
+
+
+def test_unit_tests_of_the_tricky_logic_and_every_gold_kpi_pass(built, warehouse):
+    """dbt unit tests (hand-computed fixtures): count parsing, key drift, dedup order, media typing, CDC
+    application, SCD2, completion capping, and the arithmetic of every gold mart."""
+    os.environ.update(dbt_env(warehouse.url))
+    invocation = built["resources"]["dbt"].cli(["test", "--select", "test_type:unit"], raise_on_error=False)
+    invocation.wait()
+    results = invocation.get_artifact("run_results.json")["results"]
+    statuses = {r["unique_id"].rsplit(".", 1)[-1]: r["status"] for r in results}
+    assert statuses and set(statuses.values()) == {"pass"}, statuses
+    models = {name.split("_")[0] for name in statuses}
+    assert len(statuses) == 12 and {"posts", "brands", "accounts", "post", "creator"} <= models
+
+
+def test_partitions_line_up_with_bronze_and_automation_is_eager(transform):
+    by_name = {a.op.name: a for a in transform.dbt_assets}
+    assert by_name["dbt_date_network"].partitions_def == SOURCES_BY_NAME["social_posts"].partitions_def
+    assert by_name["dbt_daily"].partitions_def == SOURCES_BY_NAME["tweets"].partitions_def
+    assert by_name["dbt_unpartitioned"].partitions_def is None
+    groups = {}
+    for assets_def in transform.dbt_assets:
+        for key, spec in assets_def.specs_by_key.items():
+            assert key.path[0] in LAYERS and len(key.path) == 2
+            assert spec.owners == ["team:data-platform"]
+            assert set(spec.kinds) == {"dbt", "postgres"}
+            assert spec.automation_condition is not None
+            assert spec.automation_condition.get_label() == dg.AutomationCondition.eager().get_label()
+            groups[key.to_user_string()] = spec.group_name
+    assert groups["silver/posts"] == "social" and groups["gold/viewing_completion"] == "video"
+    assert (
+        groups["silver/brands"] == "operational" and groups["gold/brand_mentions_daily"] == "brand_listening"
+    )
+    posts = by_name["dbt_date_network"].specs_by_key[dg.AssetKey(["silver", "posts"])]
+    assert [d.asset_key for d in posts.deps] == [dg.AssetKey(["bronze", "social_posts"])]
+
+
+def test_dbt_env_derives_the_profile_from_one_url():
+    assert dbt_env("postgresql://app:s%40cret@db.example:6543/warehouse?sslmode=require") == {
+        "STRATA_DBT_HOST": "db.example",
+        "STRATA_DBT_PORT": "6543",
+        "STRATA_DBT_USER": "app",
+        "STRATA_DBT_PASSWORD": "s@cret",
+        "STRATA_DBT_DBNAME": "warehouse",
+    }
+    socket = dbt_env("postgresql://postgres:@/strata?host=/tmp/pg")
+    assert socket["STRATA_DBT_HOST"] == "/tmp/pg" and socket["STRATA_DBT_PORT"] == "5432"
+    assert socket["STRATA_DBT_PASSWORD"] == ""
+
+
+def test_sql_is_sqlfluff_clean():
+    sqlfluff = str(Path(sys.executable).with_name("sqlfluff"))
+    done = subprocess.run(
+        [sqlfluff, "lint", "models", "--nocolor"], cwd=DBT_PROJECT_DIR, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+# -- silver against the manifest ------------------------------------------------------------------------
+
+
+def test_posts_and_media_equal_the_manifest_per_partition(built, warehouse):
+    manifest = built["manifest"]["sources"]["social_posts"]
+    found = {
+        f"{day}|{network}": row
+        for day, network, *row in _rows(
+            warehouse,
+            """SELECT post_date::text, network, count(*), count(DISTINCT post_id), sum(likes), sum(comments),
+                      sum(shares), sum(views), sum(media_items), count(*) FILTER (WHERE media_count_mismatch)
+               FROM silver.posts GROUP BY 1, 2""",
+        )
+    }
+    media = {
+        f"{day}|{network}": (rows, inferred)
+        for day, network, rows, inferred in _rows(
+            warehouse,
+            """SELECT post_date::text, network, count(*), count(*) FILTER (WHERE media_type_inferred)
+               FROM silver.post_media GROUP BY 1, 2""",
+        )
+    }
+    assert set(found) == set(manifest["partitions"])
+    for key, partition in manifest["partitions"].items():
+        expect = manifest["expect"]["partitions"][key]
+        posts, distinct, likes, comments, shares, views, items, mismatches = found[key]
+        assert posts == distinct == partition["distinct_keys"], key
+        assert (likes, comments, shares, views) == (
+            expect["likes"],
+            expect["comments"],
+            expect["shares"],
+            expect["views"],
+        ), key
+        assert items == expect["media_rows"] and mismatches == expect["media_count_mismatches"], key
+        assert media.get(key, (0, 0)) == (expect["media_rows"], expect["media_missing_type"]), key
+
+
+def test_gold_engagement_sums_equal_the_deduplicated_posts(built, warehouse):
+    expect = built["manifest"]["sources"]["social_posts"]["expect"]["partitions"]
+    found = {
+        f"{day}|{network}": tuple(int(v) for v in values)
+        for day, network, *values in _rows(
+            warehouse,
+            """SELECT post_date::text, network, sum(likes), sum(comments), sum(shares), sum(views)
+               FROM gold.account_daily_engagement GROUP BY 1, 2""",
+        )
+    }
+    assert found == {k: (e["likes"], e["comments"], e["shares"], e["views"]) for k, e in expect.items()}
+    (out_of_range,) = _rows(
+        warehouse,
+        """SELECT count(*) FROM gold.account_daily_engagement
+           WHERE engagement_rate < 0 OR engagement_rate > 1 OR (views = 0) <> (engagement_rate IS NULL)""",
+    )[0]
+    assert out_of_range == 0
+    leaders = _rows(
+        warehouse,
+        """SELECT count(DISTINCT (as_of_date, network)), count(*) FILTER (WHERE rank_7d = 1)
+           FROM gold.creator_leaderboard""",
+    )[0]
+    assert leaders == (len(expect), len(expect))
+
+
+def test_cdc_brands_equal_the_final_state_row_for_row(built, warehouse):
+    expect = built["manifest"]["sources"]["cdc_brands"]["expect"]
+    rows = _rows(
+        warehouse,
+        """SELECT brand_id, brand_name, category, country, is_active::text,
+                  to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS')
+           FROM silver.brands ORDER BY brand_id""",
+    )
+    found = [
+        {"brand_id": b, "name": n, "category": c, "country": co, "is_active": a, "updated_at": u}
+        for b, n, c, co, a, u in rows
+    ]
+    assert found == expect["final_state"]
+    keys = {row["brand_id"] for row in found}
+    scripted = expect["scripted_keys"]
+    assert scripted["deleted"] not in keys and scripted["tombstone"] not in keys
+    assert scripted["deleted_reinserted"] in keys
+
+
+def test_accounts_scd2_versions_equal_the_manifest_changes(built, warehouse):
+    expect = built["manifest"]["sources"]["social_accounts"]["expect"]
+    versions = defaultdict(list)
+    for account, valid_from, valid_to, current, handle, category, followers in _rows(
+        warehouse,
+        """SELECT account_id, valid_from, valid_to, is_current, handle, category, followers
+           FROM silver.accounts ORDER BY account_id, valid_from""",
+    ):
+        versions[account].append((valid_from, valid_to, current, handle, category, followers))
+    last_day = max(date.fromisoformat(d) for d in expect["accounts_per_date"])
+    for account, change in expect["changes"].items():
+        found = versions[account]
+        assert [
+            {"valid_from": v[0].isoformat(), "handle": v[3], "category": v[4], "followers": v[5]}
+            for v in found
+        ] == change["versions"], account
+        ends = [v[0] for v in found[1:]] + [
+            date.fromisoformat(change["disappeared_on"]) if "disappeared_on" in change else None
+        ]
+        assert [v[1] for v in found] == ends, account
+        assert [v[2] for v in found] == [False] * (len(found) - 1) + ["disappeared_on" not in change], account
+    unchanged = [a for a in versions if a not in expect["changes"]]
+    assert unchanged and all(len(versions[a]) == 1 and versions[a][0][2] for a in unchanged)
+    current = _rows(warehouse, "SELECT count(*) FROM silver.accounts WHERE is_current")[0][0]
+    assert current == expect["accounts_per_date"][last_day.isoformat()]
+
+
+def test_campaigns_are_the_latest_document_versions(built, warehouse):
+    expect = built["manifest"]["sources"]["mongo_campaigns"]["expect"]["docs"]
+    found = {
+        campaign: {"status": status, "updated_at": updated.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        for campaign, status, updated in _rows(
+            warehouse, "SELECT campaign_id, status, updated_at FROM silver.campaigns"
+        )
+    }
+    assert found == expect
+
+
+def test_tweets_ambassadors_and_video_equal_the_manifest(built, warehouse):
+    sources = built["manifest"]["sources"]
+    tweets = sum(p["distinct_keys"] for p in sources["tweets"]["partitions"].values())
+    assert _rows(warehouse, "SELECT count(*), count(*) FILTER (WHERE is_retweet) FROM silver.tweets")[0] == (
+        tweets,
+        sources["tweets"]["expect"]["retweeted"],
+    )
+    ambassadors = sources["ambassadors"]["expect"]
+    assert _rows(
+        warehouse,
+        """SELECT (SELECT count(*) FROM silver.ambassadors), (SELECT count(*) FROM silver.ambassador_programs),
+                  (SELECT count(*) FROM silver.ambassador_tasks),
+                  (SELECT sum(sales_attributed)::text FROM silver.ambassador_programs),
+                  (SELECT sum(tasks) FROM gold.ambassador_program_performance),
+                  (SELECT sum(sales_attributed)::text FROM gold.ambassador_program_performance)""",
+    )[0] == (
+        ambassadors["ambassadors"],
+        ambassadors["programs"],
+        ambassadors["tasks"],
+        ambassadors["total_sales_attributed"],
+        ambassadors["tasks"],
+        ambassadors["total_sales_attributed"],
+    )
+    sessions = sum(p["distinct_keys"] for p in sources["video_sessions"]["partitions"].values())
+    assert _rows(
+        warehouse,
+        """SELECT (SELECT count(*) FROM silver.video_users), (SELECT count(*) FROM silver.video_content),
+                  (SELECT count(*) FROM silver.video_sessions),
+                  (SELECT count(*) FROM silver.video_sessions WHERE completion_capped),
+                  (SELECT max(completion_rate) FROM silver.video_sessions),
+                  (SELECT sum(sessions) FROM gold.viewing_completion),
+                  (SELECT sum(capped_sessions) FROM gold.content_performance)""",
+    )[0] == (
+        sources["video_users"]["expect"]["users"],
+        sources["video_content"]["expect"]["content"],
+        sessions,
+        sources["video_sessions"]["expect"]["completion_over_100"],
+        1.0,
+        sessions,
+        sources["video_sessions"]["expect"]["completion_over_100"],
+    )
+    mentions = _rows(warehouse, "SELECT count(*), sum(mentions) FROM gold.brand_mentions_daily")[0]
+    assert mentions[0] > 0 and mentions[1] >= tweets  # every generated tweet tags a brand
+
+
+# -- invariants -----------------------------------------------------------------------------------------
+
+
+def layer_checksums(warehouse: PostgresResource) -> dict[str, str]:
+    sums = {}
+    with warehouse.connect() as conn:
+        tables = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_schema = ANY(%s) AND table_type = 'BASE TABLE' ORDER BY 1, 2",
+            (list(LAYERS),),
+        ).fetchall()
+        for schema, name in tables:
+            query = sql.SQL(
+                "SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {} t"
+            ).format(sql.Identifier(schema, name))
+            sums[f"{schema}.{name}"] = conn.execute(query).fetchone()
+    return sums
+
+
+def test_rerunning_partitions_leaves_every_silver_and_gold_table_unchanged(built, warehouse):
+    before = layer_checksums(warehouse)
+    models = sum(len(assets_def.keys) for assets_def in built["assets"].values())
+    assert len(before) == models and all(count for count, _ in before.values())
+    assets, resources, days = built["assets"], built["resources"], built["days"]
+    rerun = [
+        dg.materialize([assets["dbt_date_network"]], partition_key=f"{days[3]}|tiktok", resources=resources),
+        dg.materialize([assets["dbt_daily"]], partition_key=days[2], resources=resources),
+        dg.materialize([assets["dbt_unpartitioned"]], resources=resources),
+    ]
+    assert all(result.success for result in rerun)
+    assert layer_checksums(warehouse) == before
+
+
+def test_no_raw_name_or_email_reaches_silver_or_gold(built, warehouse):
+    with warehouse.connect() as conn:
+        conn.execute(
+            """CREATE TEMP TABLE pii AS
+               SELECT DISTINCT value FROM (
+                   SELECT raw ->> 'name' AS value FROM bronze.ambassadors
+                   UNION ALL SELECT raw ->> 'email' FROM bronze.ambassadors
+                   UNION ALL SELECT raw ->> 'name' FROM bronze.video_users
+                   UNION ALL SELECT raw ->> 'email' FROM bronze.video_users
+                   UNION ALL SELECT raw #>> '{user,name}' FROM bronze.tweets
+                   UNION ALL SELECT raw ->> 'display_name' FROM bronze.social_accounts
+                   UNION ALL SELECT c ->> 'name' FROM bronze.video_content, jsonb_array_elements(raw -> 'credits') c
+               ) v WHERE length(value) > 3"""
+        )
+        assert conn.execute("SELECT count(*) FROM pii WHERE value LIKE '%@%'").fetchone()[0] > 500
+        columns = conn.execute(
+            """SELECT table_schema, table_name, column_name FROM information_schema.columns
+               WHERE table_schema = ANY(%s) AND data_type IN ('text', 'character varying', 'jsonb', 'ARRAY')""",
+            (list(LAYERS),),
+        ).fetchall()
+        assert len(columns) > 30
+        leaks = []
+        for schema, table, column in columns:
+            query = sql.SQL(
+                "SELECT pii.value FROM (SELECT DISTINCT {col}::text AS v FROM {tbl}) t "
+                "JOIN pii ON strpos(t.v, pii.value) > 0 LIMIT 1"
+            ).format(col=sql.Identifier(column), tbl=sql.Identifier(schema, table))
+            leaked = conn.execute(query).fetchone()
+            if leaked:
+                leaks.append((schema, table, column, leaked[0]))
+    assert leaks == []
+
+
+def test_pii_hashes_use_the_salt(built, warehouse):
+    import hashlib
+
+    email = _rows(warehouse, "SELECT raw ->> 'email' FROM bronze.video_users WHERE user_id = 'usr_0000000'")[
+        0
+    ][0]
+    found = _rows(warehouse, "SELECT email_hash FROM silver.video_users WHERE user_id = 'usr_0000000'")[0][0]
+    assert found == hashlib.sha256((SALT + email.strip().lower()).encode()).hexdigest()
+    assert found != hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def test_full_refresh_is_run_config(built):
+    result = dg.materialize(
+        [built["assets"]["dbt_unpartitioned"]],
+        selection=dg.AssetSelection.assets(dg.AssetKey(["silver", "brands"])),
+        resources=built["resources"],
+        run_config=dg.RunConfig(ops={"dbt_unpartitioned": {"config": {"full_refresh": True}}}),
+    )
+    assert result.success
+
+
+# -- the vector index on the same chain --------------------------------------------------------------------
+
+TOPIC_QUERIES = {
+    "pets": "my puppy and my kitten at the vet",
+    "cooking": "homemade dinner recipe from scratch in the kitchen",
+    "finance": "saving money, budgeting and investing for retirement",
+}
+
+
+@pytest.fixture(scope="module")
+def content_index(built, warehouse, tmp_path_factory):
+    from assets.vector.content_index import content_index as index_asset
+    from assets.vector.content_index import vector_checks
+    from resources import EmbeddingModelResource, QdrantResource
+
+    resources = {
+        "postgres": warehouse,
+        "qdrant": QdrantResource(url=tmp_path_factory.mktemp("qdrant").as_uri()),
+        "embedder": EmbeddingModelResource(),
+    }
+    result = dg.materialize([index_asset, *vector_checks], resources=resources)
+    return resources, result
+
+
+def test_the_index_holds_every_document_and_its_checks_pass(content_index, warehouse):
+    resources, result = content_index
+    (documents,) = _rows(warehouse, "SELECT count(*) FROM silver.content_documents")[0]
+    with resources["qdrant"].client() as client:
+        assert client.count("content_index", exact=True).count == documents > 10_000
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+
+
+@pytest.mark.parametrize("topic", sorted(TOPIC_QUERIES))
+def test_a_topic_query_returns_posts_of_the_planted_topic(content_index, built, topic):
+    from assets.vector.search import search
+
+    resources, _ = content_index
+    planted = set(built["manifest"]["sources"]["social_posts"]["expect"]["topics"][topic])
+
+    hits = search(
+        resources["qdrant"], resources["embedder"], TOPIC_QUERIES[topic], source_type="post", limit=5
+    )
+
+    assert len(hits) == 5
+    assert [hit.document_key.split(":", 2)[2] in planted for hit in hits] == [True] * 5
