@@ -128,6 +128,12 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    from strata.bench import run
+
+    return run(settings, args.scenarios)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strata", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -164,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     search_cmd.add_argument("--limit", type=int, default=10, help="number of results (default 10)")
     search_cmd.add_argument("--json", action="store_true", help="one JSON document with a `results` list")
     search_cmd.set_defaults(handler=_search)
+
+    bench_cmd = commands.add_parser("bench", help="performance side by side with the anchors, as ratios")
+    bench_cmd.add_argument("scenarios", nargs="*", help="scenarios to run (default: all)")
+    bench_cmd.set_defaults(handler=_bench)
 
     commands.add_parser("env", help="print the service environment as shell exports").set_defaults(
         handler=_env

@@ -1,0 +1,94 @@
+"""`strata bench`: Strata measured against its anchors in one run, on the same data and machine.
+
+Each scenario (a name in SCENARIOS) measures Strata and its anchors and returns figures, ratios and targets;
+`run` prints a table with the machine it ran on and writes `$STRATA_HOME/bench/latest.json`. A missed target
+is reported ("met": false), not an error. `STRATA_BENCH_QUICK=1` shrinks every input ~10× for a smoke run.
+
+Later scenarios (incremental partition cost through silver/gold, vector index throughput vs raw
+`model.encode`, sensor latency) are more entries of SCENARIOS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from strata.bench.core import BenchContext, ScenarioResult, machine, render
+from strata.bench.scenarios.bronze import bronze_load, bronze_memory
+from strata.bench.scenarios.code_location import code_location_load
+from strata.config import Settings
+
+__all__ = ["SCENARIOS", "BenchContext", "ScenarioResult", "report_path", "run"]
+
+SCENARIOS: dict[str, Callable[[BenchContext], ScenarioResult]] = {
+    "code_location_load": code_location_load,
+    "bronze_load": bronze_load,
+    "bronze_memory": bronze_memory,
+}
+
+
+def report_path(settings: Settings) -> Path:
+    return settings.home / "bench" / "latest.json"
+
+
+def run(
+    settings: Settings,
+    names: list[str] | None = None,
+    *,
+    quick: bool | None = None,
+    anchors: bool = True,
+    records: int | None = None,
+) -> int:
+    """Run the named scenarios (all when `names` is empty), print the table, write the JSON report; 0.
+
+    `anchors=False` skips what needs the anchors venv (dlt, pandas); `records` overrides the size of the
+    bronze_load file — both for tests."""
+    selected = list(names or SCENARIOS)
+    unknown = [name for name in selected if name not in SCENARIOS]
+    if unknown:
+        raise ValueError(f"unknown bench scenarios {unknown}; choose from {list(SCENARIOS)}")
+    if quick is None:
+        quick = os.environ.get("STRATA_BENCH_QUICK", "") not in ("", "0", "false")
+    ctx = BenchContext(settings, quick=quick, anchors=anchors, records=records)
+    started_at = datetime.now(UTC)
+    results: list[ScenarioResult] = []
+    ctx.start()
+    try:
+        info = machine(ctx)
+        for name in selected:
+            ctx.log(f"scenario {name}{' (quick)' if quick else ''}")
+            began = time.perf_counter()
+            try:
+                result = SCENARIOS[name](ctx)
+            except Exception as exc:  # a broken scenario is reported; the others still run
+                result = ScenarioResult(name, "failed", error=f"{type(exc).__name__}: {exc}")
+                result.notes.append(traceback.format_exc(limit=5))
+            result.seconds = time.perf_counter() - began
+            results.append(result)
+    finally:
+        ctx.finish()
+    if ctx.anchor_versions:
+        info["anchors"] = ctx.anchor_versions
+    report = {
+        "started_at": started_at.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "quick": quick,
+        "machine": info,
+        "met": all(r.met for r in results),
+        "scenarios": {r.name: r.to_json() for r in results},
+    }
+    path = report_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(render(results, info))
+    missed = [t.text() for r in results for t in r.targets if not t.met]
+    missed += [f"{r.name}: {r.error}" for r in results if r.error]
+    print()
+    print("all targets met" if not missed else "MISSED: " + "; ".join(missed))
+    print(f"report: {path}")
+    return 0

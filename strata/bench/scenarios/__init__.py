@@ -1,0 +1,1 @@
+"""Bench scenarios: each is `(BenchContext) -> ScenarioResult`, registered in `strata.bench.SCENARIOS`."""

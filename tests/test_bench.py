@@ -1,0 +1,94 @@
+"""`strata bench` end to end on tiny inputs: the report's shape and the row counts, never timings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from strata.bench import SCENARIOS, report_path, run
+from strata.bench.core import ScenarioResult, render
+from strata.bench.data import corpus, prefix
+
+RECORDS = 2_000
+
+
+def test_scenarios_are_registered():
+    assert {"bronze_load", "bronze_memory", "code_location_load"} <= set(SCENARIOS)
+    assert all(callable(fn) for fn in SCENARIOS.values())
+
+
+def test_unknown_scenario_is_refused(settings):
+    with pytest.raises(ValueError, match="unknown bench scenarios"):
+        run(settings, ["no_such_scenario"])
+
+
+def test_targets_and_rendering():
+    result = ScenarioResult("demo", "a demo", columns=[("rows/s", "rows_per_s", ",.0f")])
+    result.figures = {"strata": {"rows_per_s": 90.0}, "anchor": {"rows_per_s": 10.0}}
+    result.target("strata/anchor", result.ratio("strata/anchor", 90.0, 10.0), ">=", 5, "×")
+    result.target("seconds", 6.0, "<=", 5, " s")
+    result.target("strata/broken", result.ratio("strata/broken", 90.0, None), ">=", 2, "×")
+    report = result.to_json()
+    assert report["ratios"] == {"strata/anchor": 9.0, "strata/broken": None}
+    assert [t["met"] for t in report["targets"]] == [True, False, False]
+    assert report["met"] is False
+    text = render(
+        [result],
+        {
+            "cores": 2,
+            "memory_gb": 1,
+            "cpu": "x",
+            "python": "3",
+            "postgres": "18",
+            "dagster": "1",
+            "psycopg": "3",
+        },
+    )
+    assert "[MISS] seconds <= 5 s" in text and "[MET ] strata/anchor >= 5×" in text
+
+
+def test_bench_files_are_deterministic_prefixes(tmp_path: Path):
+    whole = corpus(tmp_path, 1, log=lambda _: None)
+    assert whole.records > 1_000
+    head = prefix(whole, records=1_000)
+    assert head.records == 1_000
+    assert whole.path.read_bytes().startswith(head.path.read_bytes())
+    again = corpus(tmp_path, 1, log=lambda _: None)  # cached: same file, same bytes
+    assert again == whole
+
+
+def test_quick_bench_writes_report(settings, strata_env, capsys):
+    assert (
+        run(settings, ["code_location_load", "bronze_load"], quick=True, anchors=False, records=RECORDS) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "machine:" in printed and "bronze_load" in printed
+
+    report = json.loads(report_path(settings).read_text())
+    assert report["quick"] is True
+    assert {"cores", "memory_gb", "cpu", "python", "postgres", "dagster", "psycopg"} <= set(report["machine"])
+    assert report["machine"]["postgres"]
+    assert set(report["scenarios"]) == {"code_location_load", "bronze_load"}
+    for scenario in report["scenarios"].values():
+        assert scenario["error"] is None, scenario
+        assert {"figures", "ratios", "target", "targets", "met"} <= set(scenario)
+        assert isinstance(scenario["met"], bool)
+        assert scenario["targets"] and all(isinstance(t["met"], bool) for t in scenario["targets"])
+        assert scenario["met"] == all(t["met"] for t in scenario["targets"])
+
+    location = report["scenarios"]["code_location_load"]["figures"]
+    assert location["import strata.definitions"]["median_s"] > 0
+    assert location["dagster definitions validate"]["median_s"] > 0
+
+    bronze = report["scenarios"]["bronze_load"]
+    strata, ceiling = bronze["figures"]["strata"], bronze["figures"]["ceiling_psql_copy"]
+    lines = Path(strata["file"]).read_bytes().count(b"\n")
+    assert lines == RECORDS
+    assert strata["records"] == strata["rows_in_table"] == RECORDS
+    assert strata["quarantined"] == 0
+    assert ceiling["records"] == ceiling["rows_in_table"] == RECORDS
+    assert bronze["ratios"]["strata/ceiling"] > 0
+    assert [t["name"] for t in bronze["targets"]] == ["strata/ceiling"]  # anchors skipped
+    assert "dlt_default" not in bronze["figures"]
