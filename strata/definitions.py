@@ -7,11 +7,11 @@ export the concrete values, so nothing here looks at the environment while the c
 import dagster as dg
 
 from assets.bronze import bronze_assets, landing_sensor
-from assets.transform import dbt_assets, dbt_resource
-from assets.vector.content_index import content_index, vector_checks
 from assets.observability.alerts import quality_alert_sensor, run_failure_alert
 from assets.observability.freshness import with_default_freshness
 from assets.observability.quality import check_history, data_quality_dashboard
+from assets.transform import dbt_assets, dbt_resource
+from assets.vector.content_index import content_index, vector_checks
 from resources import (
     EmbeddingModelResource,
     LandingZoneResource,
