@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from operator import itemgetter
 from pathlib import Path
 
 import orjson
@@ -36,6 +37,51 @@ from assets.bronze.tables import LINEAGE_COLUMNS, QUARANTINE, table
 MONGO_BATCH = 1000
 # The raw bytes kept in quarantine for a file that could not be read at all (the file itself goes to error/).
 MAX_FILE_QUARANTINE_BYTES = 16 << 20
+
+
+class DuplicateScreen:
+    """A fixed-size Bloom filter over the record hashes of one partition load. A hash it has (probably) seen
+    before makes the record a duplicate candidate; the exact check in Postgres then looks only at candidates.
+    Memory is 16 MiB whatever the partition's size; hashes are screened in numpy batches."""
+
+    BITS = 1 << 27
+    BATCH = 8192
+
+    def __init__(self) -> None:
+        import numpy
+
+        self._np = numpy
+        self._words = numpy.zeros(self.BITS // 64, dtype=numpy.uint64)
+        self._pending: list[bytes] = []
+        self.candidates: set[bytes] = set()
+
+    def add(self, digest: bytes) -> None:
+        self._pending.append(digest)
+        if len(self._pending) >= self.BATCH:
+            self._screen()
+
+    def finish(self) -> set[bytes]:
+        self._screen()
+        return self.candidates
+
+    def _screen(self) -> None:
+        np, batch = self._np, self._pending
+        if not batch:
+            return
+        self._pending = []
+        data = b"".join(batch)
+        # Three bit positions per hash from its first 12 bytes (md5 is uniform enough for that).
+        positions = np.frombuffer(data, dtype="<u4").reshape(-1, 4)[:, :3].astype(np.uint64) & np.uint64(
+            self.BITS - 1
+        )
+        words, bits = positions >> np.uint64(6), np.uint64(1) << (positions & np.uint64(63))
+        seen = np.all((self._words[words] & bits) != 0, axis=1)
+        _, first = np.unique(np.frombuffer(data, dtype="V16"), return_index=True)
+        repeated = np.ones(len(batch), dtype=bool)
+        repeated[first] = False
+        for column in range(3):
+            np.bitwise_or.at(self._words, words[:, column], bits[:, column])
+        self.candidates.update(batch[i] for i in np.flatnonzero(seen | repeated))
 
 
 @dataclass
@@ -76,13 +122,16 @@ def load_partition(
     if mongo_collection is not None:
         mongo_collection.delete_many({"load_id": {"$in": replaced}})
 
+    # A partitioned source reloads its whole partition here, so an in-memory screen sees every record of
+    # it; an unpartitioned one is compared with all earlier loads in Postgres.
+    screen = DuplicateScreen() if source.partitioning != "none" else None
     outcomes = []
     for load in loads:
         path = _locate(landing_root, load)
         outcome = FileOutcome(load)
         try:
             with conn.transaction():
-                _copy_file(conn, source, partition_key, load, path, outcome, mongo_collection)
+                _copy_file(conn, source, partition_key, load, path, outcome, mongo_collection, screen)
         except FileError as exc:
             if mongo_collection is not None:
                 mongo_collection.delete_many({"load_id": load.load_id})
@@ -94,7 +143,8 @@ def load_partition(
             )
         outcomes.append(outcome)
 
-    duplicates = _quarantine_duplicates(conn, source, partition_key, load_ids)
+    candidates = screen.finish() if screen else None
+    duplicates = _quarantine_duplicates(conn, source, partition_key, load_ids, candidates)
     for outcome in outcomes:
         removed = duplicates.get(outcome.load.load_id, 0)
         if removed:
@@ -147,9 +197,11 @@ def _copy_file(
     path: Path,
     outcome: FileOutcome,
     mongo_collection,
+    screen: DuplicateScreen | None,
 ) -> None:
     extract = _extractor(source.fields)
     required = [i for i, f in enumerate(source.fields) if f.column in source.natural_key]
+    key_values = itemgetter(*required) if len(required) > 1 else lambda values: (values[required[0]],)
     partition_values = source.partition_values(partition_key)
     columns = [*LINEAGE_COLUMNS, *(name for name, _ in source.partition_columns), "record_hash"]
     columns += [f.column for f in source.fields] + ["raw"]
@@ -163,8 +215,10 @@ def _copy_file(
     fields_seen = outcome.fields_seen
     load_id, file_name = load.load_id, load.path
     read = loaded = 0
+    md5 = hashlib.md5
     with conn.cursor() as cur, cur.copy(statement) as copy:
         copy.set_types(types)
+        write_row = copy.write_row
         for record in _records(source, path, outcome):
             read += 1
             obj = record.obj
@@ -172,24 +226,18 @@ def _copy_file(
                 rejected.append(record)
                 continue
             values = extract(obj)
-            missing = [source.fields[i].column for i in required if values[i] in (None, "")]
-            if missing:
+            if not all(key_values(values)):
+                missing = [source.fields[i].column for i in required if not values[i]]
                 rejected.append(
                     record._replace(reason="missing_key", detail=f"no value for {', '.join(missing)}")
                 )
                 continue
             fields_seen.update(obj)
-            copy.write_row(
-                (
-                    load_id,
-                    file_name,
-                    record.number,
-                    *partition_values,
-                    hashlib.md5(record.raw).digest(),
-                    *values,
-                    record.raw,
-                )
-            )
+            raw = record.raw
+            digest = md5(raw).digest()
+            if screen:
+                screen.add(digest)
+            write_row((load_id, file_name, record.number, *partition_values, digest, *values, raw))
             loaded += 1
             if mongo_collection is not None:
                 documents.append(_mongo_document(load, record))
@@ -236,10 +284,17 @@ def _write_quarantine(
 
 
 def _quarantine_duplicates(
-    conn: psycopg.Connection, source: Source, partition_key: str | None, load_ids: list[int]
+    conn: psycopg.Connection,
+    source: Source,
+    partition_key: str | None,
+    load_ids: list[int],
+    candidates: set[bytes] | None,
 ) -> dict[int, int]:
     """Byte-identical records within a partition: the first (by load, record number) stays in bronze, the
-    others move to quarantine. Set-based in Postgres, so memory stays flat in partition size."""
+    others move to quarantine. `candidates` (hashes from the screen) limits the check to records that may
+    repeat; None checks every record of the loads against the whole partition."""
+    if candidates is not None and not candidates:
+        return {}
     same_partition = sql.SQL("").join(
         sql.SQL(" AND o.{0} = n.{0}").format(sql.Identifier(name)) for name, _ in source.partition_columns
     )
@@ -247,7 +302,7 @@ def _quarantine_duplicates(
         """
         WITH removed AS (
             DELETE FROM {table} n
-            WHERE n.load_id = ANY(%(loads)s) AND EXISTS (
+            WHERE n.load_id = ANY(%(loads)s){only_candidates} AND EXISTS (
                 SELECT 1 FROM {table} o
                 WHERE o.record_hash = n.record_hash{same_partition}
                   AND (o.load_id, o.record_number) < (n.load_id, n.record_number))
@@ -263,10 +318,14 @@ def _quarantine_duplicates(
         )
         SELECT load_id, count(*) FROM quarantined GROUP BY load_id
         """
-    ).format(table=table(source), quarantine=QUARANTINE, same_partition=same_partition)
-    rows = conn.execute(
-        query, {"loads": load_ids, "source": source.name, "partition": partition_key}
-    ).fetchall()
+    ).format(
+        table=table(source),
+        quarantine=QUARANTINE,
+        same_partition=same_partition,
+        only_candidates=sql.SQL(" AND n.record_hash = ANY(%(candidates)s)") if candidates else sql.SQL(""),
+    )
+    parameters = {"loads": load_ids, "source": source.name, "partition": partition_key}
+    rows = conn.execute(query, {**parameters, "candidates": list(candidates or ())}).fetchall()
     return dict(rows)
 
 

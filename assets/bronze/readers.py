@@ -34,6 +34,10 @@ class Record(NamedTuple):
     detail: str | None = None
 
 
+# NamedTuple's generated __new__ is Python code; the per-line hot path builds the tuple directly.
+_record = tuple.__new__
+
+
 class FileError(Exception):
     """The file as a whole cannot be read (it becomes one quarantine entry and an errored load)."""
 
@@ -90,6 +94,7 @@ def jsonl_records(path: Path) -> Iterator[Record]:
     number = 0
     carry = b""
     first = True
+    loads, decode_error, new = orjson.loads, orjson.JSONDecodeError, _record
     try:
         for chunk in _chunks(path):
             if first:
@@ -103,14 +108,24 @@ def jsonl_records(path: Path) -> Iterator[Record]:
                 if not line or line.isspace():
                     continue
                 number += 1
-                yield _json_line(number, line)
+                # The good line inline (this loop runs for every line of every file); a bad one is parsed
+                # again by _json_line, which names the reason.
+                try:
+                    obj = loads(line)
+                except decode_error:
+                    obj = None
+                if type(obj) is dict and b"\\u0000" not in line:
+                    yield new(Record, (number, line, obj, None, None))
+                else:
+                    yield _json_line(number, line)
     except _Truncated:
         yield Record(
             number + 1, carry, reason="truncated_gzip", detail="gzip stream ends before its end marker"
         )
         return
-    if carry.rstrip(b"\r") and not carry.isspace():
-        yield _json_line(number + 1, carry.rstrip(b"\r"))
+    last = carry.rstrip(b"\r")
+    if last and not last.isspace():
+        yield _json_line(number + 1, last)
 
 
 def _json_line(number: int, line: bytes) -> Record:
