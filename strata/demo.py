@@ -16,8 +16,6 @@ from strata import services
 from strata.config import Settings
 from strata.sample_drop import land_sample_drop, landing_is_empty
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 SAMPLE_QUERY = "funny cat videos"
 
 
@@ -98,7 +96,7 @@ def plan(defs: dg.Definitions) -> list[Step]:
     from assets.bronze.discover import partitions_with_data
     from assets.bronze.factory import bronze_assets
     from assets.observability.quality import check_history, data_quality_dashboard
-    from assets.transform import built_after_partitions, dbt_assets
+    from assets.transform import built_after_partitions, dbt_assets, range_tags
     from assets.vector.content_index import content_index, vector_checks
 
     steps: list[Step] = []
@@ -121,19 +119,9 @@ def plan(defs: dg.Definitions) -> list[Step]:
         Step("dbt: unpartitioned", [unpartitioned], dg.AssetSelection.assets(*(unpartitioned.keys - after)))
     )
     for assets_def in (a for a in dbt_assets if a.partitions_def):
-        keys = [
-            k
-            for k in assets_def.partitions_def.get_partition_keys()
-            if days and min(days) <= k[:10] <= max(days)
-        ]
-        if keys:
-            steps.append(
-                Step(
-                    f"dbt: {assets_def.op.name} {keys[0]}…{keys[-1]}",
-                    [assets_def],
-                    tags={RANGE_START: keys[0], RANGE_END: keys[-1]},
-                )
-            )
+        tags = range_tags(assets_def, days)
+        if tags:
+            steps.append(Step(f"dbt: {assets_def.op.name} {min(days)}…{max(days)}", [assets_def], tags=tags))
     steps.append(Step("dbt: downstream of partitions", [unpartitioned], dg.AssetSelection.assets(*after)))
     steps.append(Step("vector/content_index", [content_index, *vector_checks]))
     steps.append(Step("data quality", [check_history, data_quality_dashboard]))

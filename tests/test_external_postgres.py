@@ -14,14 +14,11 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 import pytest
-from psycopg import sql
 
 from assets.bronze.factory import bronze_assets
 from resources import LandingZoneResource, MongoResource, PostgresResource
 from strata.generate import generate
 from tests.conftest import free_port
-
-SOURCES = ("tweets", "ambassadors", "cdc_brands", "video_sessions")
 
 
 def server_binaries() -> Path:
@@ -73,30 +70,62 @@ def external_postgres() -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_bronze_runs_on_a_separate_postgres_given_only_by_url_and_never_leaks_its_password(
-    external_postgres: str, tmp_path: Path
+def test_bronze_to_gold_runs_on_a_separate_postgres_given_only_by_url_and_never_leaks_its_password(
+    external_postgres: str, tmp_path: Path, monkeypatch
 ):
+    from assets.transform import built_after_partitions, dbt_assets, dbt_resource, range_tags
+
+    monkeypatch.setenv("STRATA_PII_SALT", "external-test-salt")
     landing = tmp_path / "landing"
-    manifest = generate(landing, scale=1, days=2, sources=SOURCES)
+    mongo = MongoResource(url=(tmp_path / "mongo").as_uri())
+    with mongo.database() as database:
+        manifest = generate(landing, scale=1, days=2, mongo_db=database)
+    (landing / "manifest.json").unlink()
     resources = {
         "postgres": PostgresResource(url=external_postgres),
-        "mongo": MongoResource(url=(tmp_path / "mongo").as_uri()),
+        "mongo": mongo,
         "landing": LandingZoneResource(root=str(landing)),
+        "dbt": dbt_resource(),
     }
-    events = []
-    for source in SOURCES:
-        asset = next(a for a in bronze_assets if a.key.path[-1] == source)
-        for key in sorted(manifest["sources"][source]["partitions"]):
-            result = dg.materialize([asset], resources=resources, partition_key=None if key == "all" else key)
-            events.extend(result.all_events)
+    results = []
+    for asset in bronze_assets:
+        partitions = manifest["sources"][asset.key.path[-1]]["partitions"]
+        for key in sorted(partitions):
+            results.append(
+                dg.materialize([asset], resources=resources, partition_key=None if key == "all" else key)
+            )
+    days = {key[:10] for key in manifest["sources"]["social_posts"]["partitions"]}
+    unpartitioned = next(a for a in dbt_assets if not a.partitions_def)
+    after = built_after_partitions(dbt_assets)
+    results.append(
+        dg.materialize(
+            [unpartitioned],
+            selection=dg.AssetSelection.assets(*(unpartitioned.keys - after)),
+            resources=resources,
+        )
+    )
+    for assets_def in (a for a in dbt_assets if a.partitions_def):
+        results.append(dg.materialize([assets_def], resources=resources, tags=range_tags(assets_def, days)))
+    results.append(
+        dg.materialize([unpartitioned], selection=dg.AssetSelection.assets(*after), resources=resources)
+    )
 
+    failed_checks = [
+        (e.asset_key.to_user_string(), e.check_name)
+        for result in results
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+    ]
+    assert failed_checks == []
     with psycopg.connect(external_postgres) as conn:
         (version,) = conn.execute("SHOW server_version_num").fetchone()
-        for source in SOURCES:
-            query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("bronze", source))
-            (rows,) = conn.execute(query).fetchone()
-            expected = sum(p["bronze_rows"] for p in manifest["sources"][source]["partitions"].values())
-            assert rows == expected, source
+        posts = conn.execute("SELECT count(*) FROM silver.posts").fetchone()[0]
+        engagement = conn.execute("SELECT count(*) FROM gold.account_daily_engagement").fetchone()[0]
+        mentions = conn.execute("SELECT count(*) FROM gold.brand_mentions_daily").fetchone()[0]
     assert int(version) < 180000  # really the Debian server, not the embedded PostgreSQL 18
+    assert posts == sum(
+        p["distinct_keys"] for p in manifest["sources"]["social_posts"]["partitions"].values()
+    )
+    assert engagement > 0 and mentions > 0
     password = external_postgres.split(":")[2].split("@")[0]
-    assert not [e for e in events if password in repr(e)]
+    assert not [e for result in results for e in result.all_events if password in repr(e)]

@@ -29,8 +29,6 @@ from strata.generate import generate
 REPO = Path(__file__).resolve().parents[1]
 BRONZE = {a.key.path[-1]: a for a in bronze_assets}
 SALT = "test-salt-7f3a"
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 LAYERS = ("silver", "gold")
 
 
@@ -73,11 +71,6 @@ def bronze(warehouse: PostgresResource, tmp_path_factory) -> dict:
     return manifest
 
 
-def _range_tags(partitions_def: dg.PartitionsDefinition, first_day: str, last_day: str) -> dict[str, str]:
-    keys = [k for k in partitions_def.get_partition_keys() if first_day <= k.split("|")[0] <= last_day]
-    return {RANGE_START: keys[0], RANGE_END: keys[-1]}
-
-
 @pytest.fixture(scope="module")
 def built(bronze: dict, warehouse: PostgresResource, transform, pii_salt) -> dict:
     """Every dbt model built through Dagster: unpartitioned silver, the daily and date × network ranges in
@@ -96,12 +89,12 @@ def built(bronze: dict, warehouse: PostgresResource, transform, pii_salt) -> dic
         "daily": dg.materialize(
             [by_name["dbt_daily"]],
             resources=resources,
-            tags=_range_tags(by_name["dbt_daily"].partitions_def, days[0], days[-1]),
+            tags=transform.range_tags(by_name["dbt_daily"], days),
         ),
         "date_network": dg.materialize(
             [by_name["dbt_date_network"]],
             resources=resources,
-            tags=_range_tags(by_name["dbt_date_network"].partitions_def, days[0], days[-1]),
+            tags=transform.range_tags(by_name["dbt_date_network"], days),
         ),
         "after_partitions": dg.materialize(
             [unpartitioned], selection=dg.AssetSelection.assets(*after), resources=resources

@@ -6,6 +6,8 @@ exactly which rows change; the chain from the sample drop is covered end to end 
 
 from __future__ import annotations
 
+import os
+import uuid
 from datetime import date, timedelta
 
 import dagster as dg
@@ -156,3 +158,78 @@ def test_the_consistency_check_fails_when_a_point_is_deleted_behind_its_back(ind
     assert run_checks(index)["postgres_qdrant_consistent"] is False
     materialize(index)  # the next sync repairs it
     assert run_checks(index)["postgres_qdrant_consistent"] is True
+
+
+def test_a_model_change_reembeds_every_document(index, warehouse):
+    from assets.vector.content_index import read_documents
+    from assets.vector.sync import sync
+
+    embedder = index["embedder"]
+    with warehouse.connect() as conn, index["qdrant"].client() as client:
+        result = sync(
+            client,
+            COLLECTION,
+            read_documents(conn),
+            encode=embedder.encode,
+            dimension=embedder.dimension,
+            model_name=embedder.model_name,
+            model_version="a-retrained-model==2.0",
+            local=True,
+        )
+
+    assert result.embedded == result.documents == 99
+
+
+@pytest.mark.skipif(
+    not os.environ.get("STRATA_TEST_QDRANT_URL"),
+    reason="no Qdrant server here: set STRATA_TEST_QDRANT_URL=http://host:6333 to exercise the server path",
+)
+def test_the_same_sync_and_search_run_against_a_qdrant_server(index, warehouse):
+    from assets.vector.content_index import read_documents
+    from assets.vector.sync import sync
+
+    server = QdrantResource(url=os.environ["STRATA_TEST_QDRANT_URL"])
+    collection = f"strata_test_{uuid.uuid4().hex[:8]}"
+    embedder = index["embedder"]
+    with warehouse.connect() as conn, server.client() as client:
+        try:
+            result = sync(
+                client,
+                collection,
+                read_documents(conn),
+                encode=embedder.encode,
+                dimension=embedder.dimension,
+                model_name=embedder.model_name,
+                model_version=embedder.model_version,
+                local=server.is_local,
+            )
+            indexed = set(client.get_collection(collection).payload_schema)
+        finally:
+            client.delete_collection(collection)
+    assert result.embedded == result.documents
+    assert {"network", "account_id", "created_day", "source_type"} <= indexed
+
+
+def test_strata_search_prints_ranked_json_results(index):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    materialize(index)  # the index is in sync (nothing to embed when the earlier tests ran)
+    env = {**os.environ, "STRATA_QDRANT_URL": index["qdrant"].url}
+    strata = str(Path(sys.executable).with_name("strata"))
+    out = subprocess.run(
+        [strata, "search", "sourdough bread recipe", "--network", "youtube", "--limit", "3", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+
+    document = json.loads(out)
+    assert document["query"] == "sourdough bread recipe" and document["filters"]["network"] == "youtube"
+    assert [hit["rank"] for hit in document["results"]] == [1, 2, 3]
+    assert {hit["network"] for hit in document["results"]} == {"youtube"}
+    assert document["results"][0]["score"] >= document["results"][-1]["score"]

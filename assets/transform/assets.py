@@ -10,7 +10,7 @@ a partition is idempotent. `full_refresh: true` rebuilds the selected models fro
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -151,3 +151,17 @@ def built_after_partitions(assets_defs: list[dg.AssetsDefinition]) -> set[dg.Ass
                 after.add(key)
                 grew = True
     return after
+
+
+def range_tags(assets_def: dg.AssetsDefinition, days: Iterable[str]) -> dict[str, str] | None:
+    """Run tags making one run of `assets_def` cover every partition of the given days (a single-run
+    backfill range), or None if no partition falls on them."""
+    days = sorted(days)
+    keys = [
+        key
+        for key in assets_def.partitions_def.get_partition_keys()
+        if days and days[0] <= key[:10] <= days[-1]
+    ]
+    if not keys:
+        return None
+    return {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
