@@ -19,6 +19,10 @@ from tests.conftest import free_port
 from tests.test_bronze import table_checksums
 
 TWEETS = next(a for a in bronze_assets if a.key.path[-1] == "tweets")
+# The module's tests share one database: count only the partition a test loads.
+PARTITION_ROWS = (
+    "SELECT count(*) FROM bronze.social_posts WHERE partition_date = '2026-11-01' AND partition_network = %s"
+)
 POSTS = next(a for a in bronze_assets if a.key.path[-1] == "social_posts")
 
 
@@ -83,7 +87,7 @@ def test_the_same_partition_materialized_twice_at_once_ends_as_one_run_would(war
 
     assert table_checksums(warehouse, ignore={"attempts"}) == concurrent
     with warehouse.connect() as conn:
-        (rows,) = conn.execute("SELECT count(*) FROM bronze.social_posts").fetchone()
+        (rows,) = conn.execute(PARTITION_ROWS, (partition.split("|")[1],)).fetchone()
     assert rows == manifest["sources"]["social_posts"]["partitions"][partition]["bronze_rows"]
 
 
@@ -133,7 +137,7 @@ def test_postgres_restarted_mid_load_the_step_retries_and_completes_exactly(
 
     assert child.returncode == 0 and "retries 1" in out
     with warehouse.connect() as conn:
-        (rows,) = conn.execute("SELECT count(*) FROM bronze.social_posts").fetchone()
+        (rows,) = conn.execute(PARTITION_ROWS, (partition.split("|")[1],)).fetchone()
         statuses = {s for (s,) in conn.execute("SELECT status FROM ledger.loads")}
     assert rows == manifest["sources"]["social_posts"]["partitions"][partition]["bronze_rows"]
     assert statuses <= {"archived", "duplicate"}
