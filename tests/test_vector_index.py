@@ -161,20 +161,11 @@ def test_the_consistency_check_fails_when_a_point_is_deleted_behind_its_back(ind
 
 
 def test_a_model_change_reembeds_every_document(index, warehouse):
-    from assets.vector.content_index import read_documents
-    from assets.vector.sync import sync
+    from assets.vector.content_index import sync_index
 
-    embedder = index["embedder"]
     with warehouse.connect() as conn, index["qdrant"].client() as client:
-        result = sync(
-            client,
-            COLLECTION,
-            read_documents(conn),
-            encode=embedder.encode,
-            dimension=embedder.dimension,
-            model_name=embedder.model_name,
-            model_version="a-retrained-model==2.0",
-            local=True,
+        result = sync_index(
+            conn, client, index["embedder"], local=True, model_version="a-retrained-model==2.0"
         )
 
     assert result.embedded == result.documents == 99
@@ -185,24 +176,13 @@ def test_a_model_change_reembeds_every_document(index, warehouse):
     reason="no Qdrant server here: set STRATA_TEST_QDRANT_URL=http://host:6333 to exercise the server path",
 )
 def test_the_same_sync_and_search_run_against_a_qdrant_server(index, warehouse):
-    from assets.vector.content_index import read_documents
-    from assets.vector.sync import sync
+    from assets.vector.content_index import sync_index
 
     server = QdrantResource(url=os.environ["STRATA_TEST_QDRANT_URL"])
     collection = f"strata_test_{uuid.uuid4().hex[:8]}"
-    embedder = index["embedder"]
     with warehouse.connect() as conn, server.client() as client:
         try:
-            result = sync(
-                client,
-                collection,
-                read_documents(conn),
-                encode=embedder.encode,
-                dimension=embedder.dimension,
-                model_name=embedder.model_name,
-                model_version=embedder.model_version,
-                local=server.is_local,
-            )
+            result = sync_index(conn, client, index["embedder"], local=server.is_local, collection=collection)
             indexed = set(client.get_collection(collection).payload_schema)
         finally:
             client.delete_collection(collection)

@@ -90,51 +90,32 @@ def _build(
     yield from dbt.cli(args, context=context).stream()
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    select="config.meta.dagster.partitioning:date_network",
-    name="dbt_date_network",
-    partitions_def=PARTITIONS_DEFS["date_network"],
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    dagster_dbt_translator=TRANSLATOR,
-)
-def dbt_date_network(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource, config: DbtRunConfig
-):
-    yield from _build(context, dbt, postgres, config, "date_network")
+def _dbt_assets_for(partitioning: str) -> dg.AssetsDefinition:
+    """The models of one partitioning, with its partitions definition and single-run backfills."""
+    partitioned = partitioning != "none"
+
+    @dbt_assets(
+        manifest=dbt_project.manifest_path,
+        project=dbt_project,
+        select=f"config.meta.dagster.partitioning:{partitioning}" if partitioned else "fqn:*",
+        exclude=None if partitioned else PARTITIONED_SELECTION,
+        name=f"dbt_{partitioning}" if partitioned else "dbt_unpartitioned",
+        partitions_def=PARTITIONS_DEFS.get(partitioning),
+        backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
+        dagster_dbt_translator=TRANSLATOR,
+    )
+    def models(
+        context: dg.AssetExecutionContext,
+        dbt: DbtCliResource,
+        postgres: PostgresResource,
+        config: DbtRunConfig,
+    ):
+        yield from _build(context, dbt, postgres, config, partitioning)
+
+    return models
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    select="config.meta.dagster.partitioning:daily",
-    name="dbt_daily",
-    partitions_def=PARTITIONS_DEFS["daily"],
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    dagster_dbt_translator=TRANSLATOR,
-)
-def dbt_daily(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource, config: DbtRunConfig
-):
-    yield from _build(context, dbt, postgres, config, "daily")
-
-
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    select="fqn:*",
-    exclude=PARTITIONED_SELECTION,
-    name="dbt_unpartitioned",
-    dagster_dbt_translator=TRANSLATOR,
-)
-def dbt_unpartitioned(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource, config: DbtRunConfig
-):
-    yield from _build(context, dbt, postgres, config, "none")
-
-
-dbt_assets_list: list[dg.AssetsDefinition] = [dbt_date_network, dbt_daily, dbt_unpartitioned]
+dbt_assets_list: list[dg.AssetsDefinition] = [_dbt_assets_for(p) for p in ("date_network", "daily", "none")]
 
 
 def built_after_partitions(assets_defs: list[dg.AssetsDefinition]) -> set[dg.AssetKey]:

@@ -11,7 +11,7 @@ import dagster as dg
 import psycopg
 
 from assets.vector.search import COLLECTION
-from assets.vector.sync import Document, stored_points, sync
+from assets.vector.sync import Document, SyncResult, stored_points, sync
 from resources import EmbeddingModelResource, PostgresResource, QdrantResource
 from resources.qdrant import POOL
 
@@ -29,6 +29,30 @@ def read_documents(conn: psycopg.Connection) -> Iterator[Document]:
         cur.execute(_QUERY)
         for row in cur:
             yield Document(*row)
+
+
+def sync_index(
+    conn: psycopg.Connection,
+    client,
+    embedder: EmbeddingModelResource,
+    *,
+    local: bool,
+    collection: str = COLLECTION,
+    model_version: str | None = None,
+    log=lambda message: None,
+) -> SyncResult:
+    """Sync `collection` to silver.content_documents with the embedder's model (or another version)."""
+    return sync(
+        client,
+        collection,
+        read_documents(conn),
+        encode=embedder.encode,
+        dimension=embedder.dimension,
+        model_name=embedder.model_name,
+        model_version=model_version or embedder.model_version,
+        local=local,
+        log=log,
+    )
 
 
 @dg.asset(
@@ -50,17 +74,7 @@ def content_index(
     embedder: EmbeddingModelResource,
 ) -> dg.MaterializeResult:
     with postgres.connect() as conn, qdrant.client() as client:
-        result = sync(
-            client,
-            COLLECTION,
-            read_documents(conn),
-            encode=embedder.encode,
-            dimension=embedder.dimension,
-            model_name=embedder.model_name,
-            model_version=embedder.model_version,
-            local=qdrant.is_local,
-            log=context.log.info,
-        )
+        result = sync_index(conn, client, embedder, local=qdrant.is_local, log=context.log.info)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": result.documents,

@@ -9,7 +9,7 @@ from strata.generate import people
 from strata.generate.cdc import brand_id, brand_name
 from strata.generate.core import Run, assign, rng_for, split_scale, write_bytes
 from strata.generate.faults import JSON_FILE_FAULTS, render_json_file
-from strata.generate.manifest import SourceReport
+from strata.generate.manifest import SourceReport, account_json_file
 
 SOURCE = "ambassadors"
 FILES = 10  # at scale 1
@@ -74,20 +74,13 @@ def generate(run: Run) -> SourceReport:
         kind = broken.get(f)
         rel = f"ambassadors/export-{f:04d}.json"
         write_bytes(run.out / rel, render_json_file(rng, kind, records, list, 1))
-        if kind:
-            part.faults[kind] += 1
-        if kind == "json_truncated":
-            part.quarantine("unrepairable_json")
-            report.add_file(rel, 1)
+        if not account_json_file(report, part, rel, kind, len(records)):
             continue
-        part.loaded(len(records))
-        part.distinct_keys += len(records)
         for record in records:
             programs += len(record["programs"])
             for program in record["programs"]:
                 tasks += len(program["tasks"])
                 cents += round(program["total_sales_attributed"] * 100)
-        report.add_file(rel, len(records))
     report.expect = {
         "ambassadors": part.bronze_rows,
         "programs": programs,

@@ -38,6 +38,23 @@ class Partition:
         }
 
 
+def account_json_file(
+    report: SourceReport, part: Partition, rel: str, kind: str | None, records: int
+) -> bool:
+    """Count a JSON file written with fault `kind` (None for a clean one). An unrepairable (truncated) file is
+    one quarantined record; any other file loads all its records. Returns whether it loads."""
+    if kind:
+        part.faults[kind] += 1
+    if kind == "json_truncated":
+        part.quarantine("unrepairable_json")
+        report.add_file(rel, 1)
+        return False
+    part.loaded(records)
+    part.distinct_keys += records
+    report.add_file(rel, records)
+    return True
+
+
 class SourceReport:
     def __init__(self, run: Run) -> None:
         self.run = run

@@ -10,7 +10,7 @@ from strata.generate import people, text
 from strata.generate.cdc import brand_name
 from strata.generate.core import Run, assign, rng_for, split_scale, write_bytes
 from strata.generate.faults import JSON_FILE_FAULTS, render_json_file
-from strata.generate.manifest import SourceReport
+from strata.generate.manifest import SourceReport, account_json_file
 
 SOURCE = "tweets"
 FILES_PER_DAY = 3  # at scale 1
@@ -88,15 +88,7 @@ def generate(run: Run) -> SourceReport:
             kind = broken.get(day_index * per_day + f)
             rel = f"x/tweets/date={day.isoformat()}/search-{f:04d}.json"
             write_bytes(run.out / rel, render_json_file(rng, kind, statuses, _response, STATUSES_PER_LINE))
-            if kind:
-                part.faults[kind] += 1
-            if kind == "json_truncated":
-                part.quarantine("unrepairable_json")
-                report.add_file(rel, 1)
-                continue
-            part.loaded(len(statuses))
-            part.distinct_keys += len(statuses)
-            retweeted += sum(status["retweeted"] for status in statuses)
-            report.add_file(rel, len(statuses))
+            if account_json_file(report, part, rel, kind, len(statuses)):
+                retweeted += sum(status["retweeted"] for status in statuses)
     report.expect = {"retweeted": retweeted}
     return report
