@@ -21,6 +21,9 @@ from pathlib import Path
 from strata.bench.core import BenchContext, ScenarioResult, machine, render
 from strata.bench.scenarios.bronze import bronze_load, bronze_memory
 from strata.bench.scenarios.code_location import code_location_load
+from strata.bench.scenarios.incremental import incremental_partition
+from strata.bench.scenarios.latency import latency
+from strata.bench.scenarios.vector import vector_index
 from strata.config import Settings
 
 __all__ = ["SCENARIOS", "BenchContext", "ScenarioResult", "report_path", "run"]
@@ -29,6 +32,9 @@ SCENARIOS: dict[str, Callable[[BenchContext], ScenarioResult]] = {
     "code_location_load": code_location_load,
     "bronze_load": bronze_load,
     "bronze_memory": bronze_memory,
+    "vector_index": vector_index,
+    "incremental_partition": incremental_partition,
+    "latency": latency,
 }
 
 

@@ -1,0 +1,301 @@
+"""Incremental partition cost (`incremental_partition`): one new day through bronze → silver → gold, with a short
+and a long history already loaded. The cost of a day must not grow with the history behind it.
+
+For each history length H (1 and 30 days; 3 and 8 with STRATA_BENCH_QUICK): generate H + 1 days of every source
+at scale 1 (the generator's `start`/`days`), land the first H days, load them through the real assets as
+`strata demo` does (bronze per partition, the unpartitioned dbt models, the dbt daily and date × network models
+over the loaded range in one run each, then the models built after the partitions), then land the new day and
+time only it:
+
+- bronze: every partitioned bronze asset's partitions of the new day (one `dg.materialize` each);
+- dbt partitions: `dbt_date_network` over that day's date × network keys (one range run) + `dbt_daily` for the day;
+- after partitions: the unpartitioned models that read partitioned ones (`built_after_partitions`) — they run too
+  after a new day, rebuild from the whole history and are expected to grow with it (reported, no target).
+
+The target is on bronze + dbt partitions. Everything runs in-process against the bench database (its schemas
+are dropped before each history), with an ephemeral Dagster instance.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+
+from psycopg import sql
+
+from strata import services
+from strata.bench.core import BenchContext, ScenarioResult
+from strata.bench.data import FAULTS
+
+HISTORIES = (1, 30)
+QUICK_HISTORIES = (3, 8)
+MAX_RATIO = 1.25
+SCALE = 1
+START = date(2026, 10, 1)
+# Sources that need a live Mongo to generate; their bronze assets still run (on an empty store).
+SOURCES = (
+    "social_posts",
+    "social_accounts",
+    "tweets",
+    "ambassadors",
+    "video_users",
+    "video_sessions",
+    "video_content",
+    "cdc_brands",
+)
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+KEEP_SCHEMAS = ("public", "information_schema")
+
+
+@contextmanager
+def _environment(values: dict[str, str]):
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _reset_database(ctx: BenchContext) -> None:
+    with ctx.connect() as conn:
+        schemas = [
+            row[0]
+            for row in conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE left(nspname, 3) <> 'pg_' AND nspname <> ALL(%s)",
+                (list(KEEP_SCHEMAS),),
+            )
+        ]
+        for schema in schemas:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def _land(staging: Path, landing: Path, *, days: set[str], include_undated: bool) -> int:
+    """Copy the staged files of `days` (and, once, the files of no day) into the landing zone."""
+    copied = 0
+    for path in sorted(staging.rglob("*")):
+        if not path.is_file() or path.name == "manifest.json":
+            continue
+        relative = path.relative_to(staging)
+        text = str(relative)
+        day = next((d for d in days if d in text or d.replace("-", "") in text), None)
+        dated = any(part.startswith("date=") for part in relative.parts) or _has_any_day(text)
+        if day is None and (dated or not include_undated):
+            continue
+        target = landing / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+        copied += 1
+    return copied
+
+
+_ALL_DAYS: set[str] = set()
+
+
+def _has_any_day(text: str) -> bool:
+    return any(d in text or d.replace("-", "") in text for d in _ALL_DAYS)
+
+
+def _materialize(assets, *, resources, partition_key=None, selection=None, tags=None) -> bool:
+    import dagster as dg
+
+    result = dg.materialize(
+        assets,
+        selection=selection,
+        partition_key=partition_key,
+        tags=tags or {},
+        resources=resources,
+        raise_on_error=False,
+    )
+    return result.success
+
+
+def _day_keys(assets_def, days: list[str]) -> list[str]:
+    return [k for k in assets_def.partitions_def.get_partition_keys() if days[0] <= k[:10] <= days[-1]]
+
+
+def _history_and_new_day(ctx: BenchContext, history: int) -> dict:
+    from strata.generate import generate
+
+    root = ctx.work_dir / f"incremental-{history}d"
+    shutil.rmtree(root, ignore_errors=True)
+    staging, landing = root / "staging", root / "landing"
+    landing.mkdir(parents=True)
+    days = [(START + timedelta(days=i)).isoformat() for i in range(history + 1)]
+    _ALL_DAYS.clear()
+    _ALL_DAYS.update(days)
+    ctx.log(f"incremental_partition: generating {history + 1} days at scale {SCALE}")
+    manifest = generate(staging, scale=SCALE, days=history + 1, start=START, faults=FAULTS, sources=SOURCES)
+    posts = manifest["sources"]["social_posts"]
+    _land(staging, landing, days=set(days[:-1]), include_undated=True)
+
+    _reset_database(ctx)
+    env = {
+        "STRATA_POSTGRES_URL": ctx.url,
+        "STRATA_LANDING_DIR": str(landing),
+        "STRATA_MONGO_URL": (root / "mongo").as_uri(),
+        "STRATA_MONGO_DATABASE": "bench",
+        "STRATA_QDRANT_URL": (root / "qdrant").as_uri(),
+        "STRATA_PII_SALT": os.environ.get("STRATA_PII_SALT") or services.pii_salt(ctx.settings),
+    }
+    try:
+        with _environment(env):
+            return _run(ctx, history, days, landing, staging, posts)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _run(ctx: BenchContext, history: int, days: list[str], landing: Path, staging: Path, posts: dict) -> dict:
+    import dagster as dg
+
+    from assets.bronze import ledger
+    from assets.bronze.discover import partitions_with_data
+    from assets.bronze.factory import bronze_assets
+    from assets.transform import built_after_partitions, dbt_assets
+    from strata.definitions import defs
+
+    resources = defs.resources
+    unpartitioned = next(a for a in dbt_assets if not a.partitions_def)
+    partitioned = [a for a in dbt_assets if a.partitions_def]
+    after = built_after_partitions(dbt_assets)
+    failures: list[str] = []
+
+    def bronze_partitions(wanted_days: set[str]) -> list[tuple]:
+        steps = []
+        with dg.build_resources({"postgres": resources["postgres"], "landing": resources["landing"]}) as live:
+            with live.postgres.connect(autocommit=True) as conn:
+                ledger.ensure_schema(conn)
+                for asset in bronze_assets:
+                    for key in partitions_with_data(conn, asset, live.landing):
+                        if key is None or key[:10] in wanted_days:
+                            steps.append((asset, key))
+        return steps
+
+    def run(label, assets, **kwargs) -> None:
+        if not _materialize(assets, resources=resources, **kwargs):
+            failures.append(label)
+
+    # History, as `strata demo` loads it.
+    history_days = days[:-1]
+    started = time.perf_counter()
+    for asset, key in bronze_partitions(set(history_days)):
+        run(f"bronze {asset.key.to_user_string()}[{key}]", [asset], partition_key=key)
+    run(
+        "dbt unpartitioned",
+        [unpartitioned],
+        selection=dg.AssetSelection.assets(*(unpartitioned.keys - after)),
+    )
+    for assets_def in partitioned:
+        keys = _day_keys(assets_def, history_days)
+        run(f"dbt {assets_def.op.name}", [assets_def], tags={RANGE_START: keys[0], RANGE_END: keys[-1]})
+    run("dbt after partitions", [unpartitioned], selection=dg.AssetSelection.assets(*after))
+    history_s = time.perf_counter() - started
+    ctx.log(f"incremental_partition: {history} days of history loaded in {history_s:.0f} s")
+
+    # The new day.
+    new_day = days[-1]
+    _land(staging, landing, days={new_day}, include_undated=False)
+    new_steps = [(a, k) for a, k in bronze_partitions({new_day}) if k is not None]
+    started = time.perf_counter()
+    for asset, key in new_steps:
+        run(f"new bronze {asset.key.to_user_string()}[{key}]", [asset], partition_key=key)
+    bronze_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for assets_def in partitioned:
+        keys = _day_keys(assets_def, [new_day])
+        if len(keys) == 1:
+            run(f"new dbt {assets_def.op.name}", [assets_def], partition_key=keys[0])
+        else:
+            run(
+                f"new dbt {assets_def.op.name}",
+                [assets_def],
+                tags={RANGE_START: keys[0], RANGE_END: keys[-1]},
+            )
+    dbt_s = time.perf_counter() - started
+    started = time.perf_counter()
+    run("new dbt after partitions", [unpartitioned], selection=dg.AssetSelection.assets(*after))
+    after_s = time.perf_counter() - started
+
+    with ctx.connect() as conn:
+        silver_posts = conn.execute("SELECT count(*) FROM silver.posts").fetchone()[0]
+        bronze_posts = conn.execute("SELECT count(*) FROM bronze.social_posts").fetchone()[0]
+    return {
+        "history_days": history,
+        "new_day": new_day,
+        "posts_generated": posts.get("records_total") or sum(f["records"] for f in posts["files"]),
+        "bronze_rows": bronze_posts,
+        "silver_posts": silver_posts,
+        "history_load_s": history_s,
+        "bronze_partitions": len(new_steps),
+        "bronze_s": bronze_s,
+        "dbt_partitions_s": dbt_s,
+        "day_s": bronze_s + dbt_s,
+        "after_partitions_s": after_s,
+        "total_s": bronze_s + dbt_s + after_s,
+        "failed_runs": failures,
+    }
+
+
+def incremental_partition(ctx: BenchContext) -> ScenarioResult:
+    histories = QUICK_HISTORIES if ctx.quick else HISTORIES
+    result = ScenarioResult(
+        "incremental_partition",
+        f"one new daily partition through bronze → silver → gold with {histories[0]} vs {histories[1]} days of "
+        f"history (scale {SCALE}, in-process dg.materialize)",
+        columns=[
+            ("bronze posts", "bronze_rows", ",d"),
+            ("bronze parts", "bronze_partitions", "d"),
+            ("bronze s", "bronze_s", ",.1f"),
+            ("dbt partitions s", "dbt_partitions_s", ",.1f"),
+            ("new day s", "day_s", ",.1f"),
+            ("after-partition models s", "after_partitions_s", ",.1f"),
+            ("total s", "total_s", ",.1f"),
+            ("history load s", "history_load_s", ",.0f"),
+        ],
+    )
+    figures = {}
+    for history in histories:
+        figure = _history_and_new_day(ctx, history)
+        figures[history] = figure
+        result.figures[f"{history} days of history"] = figure
+        if figure["failed_runs"]:
+            result.notes.append(f"{history} days: failed runs {figure['failed_runs']}")
+    short, long = (figures[h] for h in histories)
+    ratio = result.ratio(f"new day {histories[1]}d/{histories[0]}d", long["day_s"], short["day_s"])
+    result.ratio(f"bronze {histories[1]}d/{histories[0]}d", long["bronze_s"], short["bronze_s"])
+    result.ratio(
+        f"dbt partitions {histories[1]}d/{histories[0]}d", long["dbt_partitions_s"], short["dbt_partitions_s"]
+    )
+    result.ratio(
+        f"after-partition models {histories[1]}d/{histories[0]}d",
+        long["after_partitions_s"],
+        short["after_partitions_s"],
+    )
+    result.target(
+        f"new day (bronze + dbt partitions) {histories[1]}d/{histories[0]}d", ratio, "<=", MAX_RATIO, "×"
+    )
+    result.notes.append(
+        "new day = the new date's bronze partitions (one run each) + dbt_date_network over its date × network keys "
+        "(one range run) + dbt_daily for the date; the unpartitioned models built after the partitions "
+        f"({', '.join(sorted('/'.join(k.path) for k in _after_keys()))}) run too and rebuild from the whole "
+        "history: reported separately, no target"
+    )
+    for key in list(result.figures):
+        if result.figures[key].get("failed_runs") == []:
+            result.figures[key].pop("failed_runs")
+    return result
+
+
+def _after_keys():
+    from assets.transform import built_after_partitions, dbt_assets
+
+    return built_after_partitions(dbt_assets)
