@@ -16,6 +16,7 @@ import io
 import pandas as pd
 import sqlalchemy as sa
 from common import BATCH, Flattener, now, report
+from psycopg2 import sql
 
 MAX_PARAMETERS = 65_535
 SQL_TYPES = {
@@ -35,9 +36,12 @@ def copy_method(table, conn, keys, data_iter):
         buffer = io.StringIO()
         csv.writer(buffer).writerows(data_iter)
         buffer.seek(0)
-        columns = ", ".join(f'"{k}"' for k in keys)
-        name = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
-        cur.copy_expert(sql=f"COPY {name} ({columns}) FROM STDIN WITH CSV", file=buffer)
+        # Column names come from the data's keys: quoted as identifiers, never formatted in.
+        name = sql.Identifier(table.schema, table.name) if table.schema else sql.Identifier(table.name)
+        statement = sql.SQL("COPY {} ({}) FROM STDIN WITH CSV").format(
+            name, sql.SQL(", ").join(map(sql.Identifier, keys))
+        )
+        cur.copy_expert(sql=statement.as_string(cur), file=buffer)
 
 
 def main() -> None:

@@ -155,18 +155,28 @@ def bronze_load(ctx: BenchContext) -> ScenarioResult:
 
 def _ceiling(ctx: BenchContext, file: BenchFile) -> dict:
     csv_path = ctx.work_dir / "bronze_social_posts.csv"
-    columns = ", ".join(BRONZE_COLUMNS)
-    _run_psql(
-        ctx,
-        f"\\copy (SELECT {columns} FROM bronze.social_posts ORDER BY load_id, record_number) "  # noqa: S608
-        f"TO '{csv_path}' WITH (FORMAT csv)",
-    )
+    columns = sql.SQL(", ").join(map(sql.Identifier, BRONZE_COLUMNS))
+    path = sql.Literal(str(csv_path))
+    # psql meta-commands, composed with psycopg so identifiers and the path are quoted.
+    with ctx.connect() as conn:
+        export = (
+            sql.SQL(
+                "\\copy (SELECT {} FROM bronze.social_posts ORDER BY load_id, record_number) TO {} WITH (FORMAT csv)"
+            )
+            .format(columns, path)
+            .as_string(conn)
+        )
+        load = sql.SQL("\\copy bronze.social_posts_ceiling ({}) FROM {} WITH (FORMAT csv)").format(
+            columns, path
+        )
+        load = load.as_string(conn)
+    _run_psql(ctx, export)
     with ctx.connect() as conn:
         conn.execute("DROP TABLE IF EXISTS bronze.social_posts_ceiling")
         conn.execute("CREATE TABLE bronze.social_posts_ceiling (LIKE bronze.social_posts INCLUDING ALL)")
         conn.execute("CHECKPOINT")
     started = time.perf_counter()
-    _run_psql(ctx, f"\\copy bronze.social_posts_ceiling ({columns}) FROM '{csv_path}' WITH (FORMAT csv)")
+    _run_psql(ctx, load)
     seconds = time.perf_counter() - started
     with ctx.connect() as conn:
         rows = conn.execute("SELECT count(*) FROM bronze.social_posts_ceiling").fetchone()[0]
