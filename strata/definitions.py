@@ -6,6 +6,7 @@ export the concrete values, so nothing here looks at the environment while the c
 
 import dagster as dg
 
+from assets.automation import reconciliation_sensor
 from assets.bronze import bronze_assets, landing_sensor
 from assets.observability.alerts import quality_alert_sensor, run_failure_alert
 from assets.observability.freshness import with_default_freshness
@@ -48,7 +49,13 @@ defs = dg.Definitions(
         [*bronze_assets, *dbt_assets, content_index, check_history, data_quality_dashboard]
     ),
     asset_checks=vector_checks,
-    sensors=[landing_sensor, automation_sensor, run_failure_alert, quality_alert_sensor],
+    sensors=[
+        landing_sensor,
+        automation_sensor,
+        reconciliation_sensor,
+        run_failure_alert,
+        quality_alert_sensor,
+    ],
     resources=build_resources(),
     # Runs hold one step or a short chain; running steps in the run's own process saves ≈ 2.5 s of
     # subprocess start-up per step on two cores (STACK-NOTES).

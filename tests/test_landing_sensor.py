@@ -12,6 +12,7 @@ from assets.bronze import sensor as sensor_module
 from assets.bronze.factory import bronze_assets
 from assets.bronze.sensor import landing_sensor
 from resources import LandingZoneResource, MongoResource, PostgresResource
+from strata.definitions import defs
 
 AMBASSADORS = next(a for a in bronze_assets if a.key.path[-1] == "ambassadors")
 AMBASSADOR = b'[{"user_id": "u1", "name": "Ann", "email": "ann@example.com", "programs": []}]'
@@ -26,8 +27,22 @@ def zone(warehouse: PostgresResource, tmp_path: Path) -> dict:
     return {"postgres": warehouse, "landing": LandingZoneResource(root=str(root))}
 
 
+POSTS_CHAIN = {
+    "bronze/social_posts",
+    "silver/posts",
+    "silver/post_media",
+    "gold/account_daily_engagement",
+    "gold/creator_leaderboard",
+}
+TAIL = {"silver/content_documents", "vector/content_index"}
+
+
+def selection(request: dg.RunRequest) -> set[str]:
+    return {key.to_user_string() for key in request.asset_selection}
+
+
 def tick(zone: dict, cursor: str | None = None) -> dg.SensorResult:
-    return landing_sensor(dg.build_sensor_context(cursor=cursor, resources=zone))
+    return landing_sensor(dg.build_sensor_context(cursor=cursor, resources=zone, definitions=defs))
 
 
 def land(zone: dict, relative: str, data: bytes) -> Path:
@@ -68,6 +83,27 @@ def test_files_wait_one_tick_to_prove_stable_then_each_partition_is_requested_on
     ]
     assert [r.run_key for r in third.run_requests] == [r.run_key for r in second.run_requests]
     assert len(ledger_rows(zone)) == 3
+    # A trickle: each run carries the partition's whole chain, through gold and the vector index.
+    assert [selection(r) for r in second.run_requests] == [POSTS_CHAIN | TAIL] * 2
+
+
+def test_a_backlog_tick_leaves_the_unpartitioned_tail_to_reconciliation(zone, monkeypatch):
+    monkeypatch.setattr(sensor_module, "CHAIN_TAIL_MAX_RUNS", 1)
+    for network in ("x", "tiktok"):
+        land(
+            zone,
+            f"social/posts/network={network}/date=2026-11-01/part-0000.jsonl",
+            b'{"post_id": "1", "network": "%s"}\n' % network.encode(),
+        )
+    land(zone, "video/users/users.csv", b"user_id,name\r\nu1,Ann\r\n")
+
+    requests = tick(zone, tick(zone).cursor).run_requests
+
+    assert sorted((r.partition_key or "-", sorted(selection(r))) for r in requests) == [
+        ("-", ["bronze/video_users"]),
+        ("2026-11-01|tiktok", sorted(POSTS_CHAIN)),
+        ("2026-11-01|x", sorted(POSTS_CHAIN)),
+    ]
 
 
 def test_a_file_still_growing_is_not_registered_until_it_stops_changing(zone):

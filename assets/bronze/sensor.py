@@ -1,6 +1,12 @@
 """The landing sensor: finds new files, waits until they are stable, registers them in the ledger and
 requests one run per source partition.
 
+A run refreshes the partition's known chain with it: the silver and gold models of the same partitioning, and
+— while files trickle in (at most `CHAIN_TAIL_MAX_RUNS` runs in a tick) — the unpartitioned models after them
+and the vector index, so a landed file reaches gold and the index in one run. A backlog loads bronze and
+partitioned models per partition and leaves the unpartitioned tail to reconciliation, which refreshes it once,
+in one run, when the backlog is loaded instead of once per file.
+
 Run keys come from the ledger (`<source>:<partition>:<highest ready load id>`), so a tick that crashes after
 registering asks for the same runs next time and Dagster launches each once; a fixed file (new bytes) gets a
 new load id and so a new run. Work per tick is bounded: at most `MAX_FILES_PER_TICK` files / `MAX_BYTES_PER_TICK`
@@ -12,13 +18,15 @@ from collections import defaultdict
 
 import dagster as dg
 
+from assets.automation import refresh_chain
 from assets.bronze import ledger
 from assets.bronze.discover import DONE_MARKER, discover
-from assets.bronze.sources import SOURCES
+from assets.bronze.sources import SOURCES, SOURCES_BY_NAME
 from resources import LandingZoneResource, PostgresResource
 
 MAX_FILES_PER_TICK = 500
 MAX_BYTES_PER_TICK = 2 << 30
+CHAIN_TAIL_MAX_RUNS = 4
 
 
 @dg.sensor(
@@ -26,14 +34,14 @@ MAX_BYTES_PER_TICK = 2 << 30
     description="Registers stable landed files in the load ledger and requests bronze loads per partition.",
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    asset_selection=[source.asset_key for source in SOURCES],
+    asset_selection=dg.AssetSelection.assets(*(source.asset_key for source in SOURCES)).downstream(),
 )
 def landing_sensor(
     context: dg.SensorEvaluationContext, postgres: PostgresResource, landing: LandingZoneResource
 ) -> dg.SensorResult:
     previous: dict[str, dict[str, list[int]]] = json.loads(context.cursor) if context.cursor else {}
     waiting: dict[str, dict[str, list[int]]] = {}
-    run_requests: list[dg.RunRequest] = []
+    ready: list[tuple[str, str | None, int]] = []
     files_left, bytes_left = MAX_FILES_PER_TICK, MAX_BYTES_PER_TICK
     with postgres.connect(autocommit=True) as conn:
         ledger.ensure_schema(conn)
@@ -59,12 +67,16 @@ def landing_sensor(
                 if load.status == "ready":
                     by_partition[load.partition_key].append(load.load_id)
             for partition_key, load_ids in sorted(by_partition.items(), key=lambda item: item[0] or ""):
-                run_requests.append(
-                    dg.RunRequest(
-                        run_key=f"{source.name}:{partition_key or '-'}:{max(load_ids)}",
-                        asset_selection=[source.asset_key],
-                        partition_key=partition_key,
-                        tags={"strata/source": source.name, "strata/trigger": "landing"},
-                    )
-                )
+                ready.append((source.name, partition_key, max(load_ids)))
+    with_tail = len(ready) <= CHAIN_TAIL_MAX_RUNS
+    asset_graph = context.repository_def.asset_graph
+    run_requests = [
+        dg.RunRequest(
+            run_key=f"{name}:{partition_key or '-'}:{load_id}",
+            asset_selection=refresh_chain(asset_graph, SOURCES_BY_NAME[name].asset_key, with_tail=with_tail),
+            partition_key=partition_key,
+            tags={"strata/source": name, "strata/trigger": "landing"},
+        )
+        for name, partition_key, load_id in ready
+    ]
     return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(waiting, sort_keys=True))

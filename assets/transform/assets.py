@@ -25,6 +25,7 @@ from assets.transform.translator import StrataDbtTranslator
 from resources import PostgresResource
 
 TRANSLATOR = StrataDbtTranslator()
+DBT_POOL = "dbt"
 PARTITIONED_SELECTION = "config.meta.dagster.partitioning:date_network config.meta.dagster.partitioning:daily"
 PARTITIONS_DEFS: dict[str, dg.PartitionsDefinition] = {
     "date_network": SOURCES_BY_NAME["social_posts"].partitions_def,
@@ -103,6 +104,9 @@ def _dbt_assets_for(partitioning: str) -> dg.AssetsDefinition:
         partitions_def=PARTITIONS_DEFS.get(partitioning),
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
         dagster_dbt_translator=TRANSLATOR,
+        # One dbt build at a time across runs: concurrent runs rebuilding the same table (a chain and a
+        # reconciliation, say) would race on dbt's swap of the relation.
+        pool=DBT_POOL,
     )
     def models(
         context: dg.AssetExecutionContext,

@@ -5,7 +5,8 @@
 - group: `meta.dagster.group`, else the model's domain folder (models/<layer>/<domain>/…), matching bronze's
   groups (social, video, …).
 - owners: `meta.dagster.owners`, else team:data-platform.
-- automation: `meta.dagster.automation_condition` ("eager" or "none"), else eager for the silver and gold layers.
+- automation: `meta.dagster.automation_condition` ("eager" or "none"), else eager for the silver and gold layers;
+  "eager" is the layer's refresh condition for the model's partitioning (assets.automation.conditions).
 - partitioning (used by assets.py to split the `@dbt_assets`): `meta.dagster.partitioning`.
 """
 
@@ -17,6 +18,7 @@ from typing import Any, Literal
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator
 
+from assets.automation import refresh_condition
 from assets.bronze.sources import OWNER
 
 Partitioning = Literal["date_network", "daily", "none"]
@@ -74,7 +76,7 @@ class StrataDbtTranslator(DagsterDbtTranslator):
         if setting is None:
             setting = "eager" if layer(dbt_resource_props) in AUTOMATED_LAYERS else "none"
         if setting == "eager":
-            return dg.AutomationCondition.eager()
+            return refresh_condition(partitioned=partitioning(dbt_resource_props) != "none")
         if setting == "none":
             return None
         raise ValueError(

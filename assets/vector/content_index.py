@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import dagster as dg
 import psycopg
 
+from assets.automation import refresh_condition
 from assets.vector.search import COLLECTION
 from assets.vector.sync import Document, SyncResult, stored_points, sync
 from resources import EmbeddingModelResource, PostgresResource, QdrantResource
@@ -64,7 +65,7 @@ def sync_index(
     description="Semantic index of posts, videos and tweets (all-MiniLM-L6-v2, 384-d, cosine) with payload "
     "for filtered search: source type, network, account, created date, engagement, content hash, model.",
     pool=POOL,
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=refresh_condition(partitioned=False),
     retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL),
 )
 def content_index(

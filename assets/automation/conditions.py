@@ -1,0 +1,21 @@
+"""Automation conditions by layer, defined once.
+
+Partitioned models use `eager()`: a new or updated upstream partition refreshes the same partition.
+
+Unpartitioned models that read partitioned ones cannot: `eager()` waits while any upstream partition is
+missing, and a daily history always has days without data, so such a model would never run. They refresh when
+any upstream updates, once no upstream is in progress, and never merely because they are missing (before the
+first bronze load there is nothing to build from).
+"""
+
+import dagster as dg
+
+ON_UPSTREAM_UPDATES = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("on upstream updates")
+
+
+def refresh_condition(*, partitioned: bool) -> dg.AutomationCondition:
+    return dg.AutomationCondition.eager() if partitioned else ON_UPSTREAM_UPDATES

@@ -1,0 +1,39 @@
+"""The known refresh chain of a landed partition, read from the asset graph (never from a list of models)."""
+
+from collections.abc import Iterable
+
+import dagster as dg
+
+
+def is_automated(node) -> bool:
+    return node.is_materializable and node.automation_condition is not None
+
+
+def _closure(asset_graph, roots: Iterable[dg.AssetKey], admit) -> set[dg.AssetKey]:
+    found: set[dg.AssetKey] = set()
+    frontier = list(roots)
+    while frontier:
+        for child in asset_graph.get(frontier.pop()).child_keys:
+            node = asset_graph.get(child)
+            if child not in found and is_automated(node) and admit(node):
+                found.add(child)
+                frontier.append(child)
+    return found
+
+
+def refresh_chain(asset_graph, root: dg.AssetKey, *, with_tail: bool) -> list[dg.AssetKey]:
+    """The automated assets downstream of `root` that one run with `root`'s partition key can refresh: those
+    sharing its partitions definition (the same partition) and — `with_tail` — the unpartitioned ones after
+    them, such as silver/content_documents and the vector index. Partitioned assets of another partitioning
+    cannot share the run; reconciliation refreshes them."""
+    partitions_def = asset_graph.get(root).partitions_def
+    same = (
+        _closure(asset_graph, [root], lambda node: node.partitions_def == partitions_def)
+        if partitions_def
+        else set()
+    )
+    tail = (
+        _closure(asset_graph, [root, *same], lambda node: node.partitions_def is None) if with_tail else set()
+    )
+    ordered = [key for key in asset_graph.toposorted_asset_keys if key in same | tail]
+    return [root, *ordered]

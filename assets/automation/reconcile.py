@@ -1,0 +1,216 @@
+"""Reconciliation: every automated asset, or partition, that is older than its upstream gets refreshed.
+
+Eager automation can miss an update: an upstream materialized again while the downstream run was in flight,
+or an event committed during a tick (STACK-NOTES; dagster-io/dagster#24650). It also only looks at the latest
+time partition, so a back-dated file would never cascade. This sensor reads the event log instead.
+
+A materialization is older than its upstream when an upstream materialization landed after the run that
+produced it started, from another run (a chain refreshed in one run is current). What is compared:
+- a partitioned asset: each partition against the same partition of parents with its partitions definition,
+  and every materialized partition against unpartitioned parents (a changed dimension);
+- an unpartitioned asset: against every materialization of every parent.
+
+It refreshes in waves, in dependency order. An asset waits while anything upstream of it is stale or in a run
+in progress, including the tables its checks read. So a backlog is refreshed in a few batched runs (one per
+partitioning, over the range of its stale partitions) rather than once per landed file.
+
+A request's run key is the staleness it answers. A failed refresh is not retried in a loop (the run-failure
+alert fires); the next upstream update retries it.
+"""
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import dagster as dg
+
+from assets.automation.graph import is_automated
+
+RECONCILE_INTERVAL_SECONDS = 10
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+@dataclass(frozen=True)
+class Materialization:
+    run_id: str
+    timestamp: float
+
+
+@dataclass
+class Stale:
+    """The partitions (None: the unpartitioned asset) behind their upstream, and the newest upstream update."""
+
+    partitions: set[str | None]
+    upstream_at: float
+
+
+@dataclass(frozen=True)
+class RefreshRequest:
+    """One run: unpartitioned assets, or partitioned assets over one range of their partitions."""
+
+    asset_keys: tuple[dg.AssetKey, ...]
+    partition_range: tuple[str, str] | None
+    evidence: str
+
+    def run_request(self) -> dg.RunRequest:
+        tags = {"strata/trigger": "reconcile"}
+        if self.partition_range:
+            tags["dagster/asset_partition_range_start"] = self.partition_range[0]
+            tags["dagster/asset_partition_range_end"] = self.partition_range[1]
+        return dg.RunRequest(
+            run_key=f"reconcile:{self.evidence}", asset_selection=list(self.asset_keys), tags=tags
+        )
+
+
+class EventLog:
+    """The latest materialization of each asset partition, and when each run started (cached per tick)."""
+
+    def __init__(self, instance: dg.DagsterInstance):
+        self._instance = instance
+        self._latest: dict[dg.AssetKey, dict[str | None, Materialization]] = {}
+        self._run_starts: dict[str, float] = {}
+
+    def latest(self, key: dg.AssetKey, partitioned: bool) -> Mapping[str | None, Materialization]:
+        if key not in self._latest:
+            if partitioned:
+                storage_ids = self._instance.get_latest_storage_id_by_partition(
+                    key, dg.DagsterEventType.ASSET_MATERIALIZATION
+                )
+                records = (
+                    self._instance.fetch_materializations(
+                        dg.AssetRecordsFilter(asset_key=key, storage_ids=list(storage_ids.values())),
+                        limit=len(storage_ids),
+                    ).records
+                    if storage_ids
+                    else []
+                )
+            else:
+                records = self._instance.fetch_materializations(key, limit=1).records
+            self._latest[key] = {
+                record.partition_key: Materialization(record.run_id, record.timestamp) for record in records
+            }
+        return self._latest[key]
+
+    def run_started(self, run_ids: Iterable[str]) -> Mapping[str, float]:
+        missing = sorted(set(run_ids) - set(self._run_starts))
+        if missing:
+            for record in self._instance.get_run_records(dg.RunsFilter(run_ids=missing)):
+                # A run without a start time has not started; nothing newer than it can be missed yet.
+                self._run_starts[record.dagster_run.run_id] = record.start_time or float("inf")
+        return self._run_starts
+
+
+def _outdated(
+    child: Materialization | None, parent: Materialization, run_starts: Mapping[str, float]
+) -> bool:
+    if child is None:
+        return True
+    if child.run_id == parent.run_id:
+        return False
+    return parent.timestamp > run_starts[child.run_id]
+
+
+def find_stale(asset_graph, events: EventLog) -> dict[dg.AssetKey, Stale]:
+    """Automated assets whose latest materialization (per partition) is older than an upstream's."""
+    stale: dict[dg.AssetKey, Stale] = {}
+    for key in asset_graph.toposorted_asset_keys:
+        node = asset_graph.get(key)
+        if not is_automated(node) or not node.parent_keys:
+            continue
+        mine = events.latest(key, node.is_partitioned)
+        run_starts = events.run_started(m.run_id for m in mine.values())
+        behind: set[str | None] = set()
+        upstream_at = 0.0
+        for parent_key in node.parent_keys:
+            parent = asset_graph.get(parent_key)
+            if not parent.is_materializable:
+                continue
+            theirs = events.latest(parent_key, parent.is_partitioned)
+            upstream_at = max([upstream_at, *(m.timestamp for m in theirs.values())])
+            if not node.is_partitioned:
+                if any(_outdated(mine.get(None), m, run_starts) for m in theirs.values()):
+                    behind.add(None)
+            elif parent.partitions_def == node.partitions_def:
+                behind |= {p for p, m in theirs.items() if _outdated(mine.get(p), m, run_starts)}
+            elif not parent.is_partitioned and None in theirs:
+                behind |= {p for p, m in mine.items() if _outdated(m, theirs[None], run_starts)}
+        if behind:
+            stale[key] = Stale(behind, upstream_at)
+    return stale
+
+
+def busy_assets(instance: dg.DagsterInstance, asset_graph) -> set[dg.AssetKey]:
+    """Assets targeted by a queued or running run (a run without an asset selection targets everything)."""
+    busy: set[dg.AssetKey] = set()
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS)):
+        busy |= run.asset_selection if run.asset_selection is not None else asset_graph.get_all_asset_keys()
+    return busy
+
+
+def _upstream(asset_graph, key: dg.AssetKey) -> set[dg.AssetKey]:
+    """Everything `key` or one of its checks reads from, transitively."""
+    direct = set(asset_graph.get(key).parent_keys)
+    for check_key in asset_graph.get(key).check_keys:
+        direct |= {k for k in asset_graph.get(check_key).parent_entity_keys if isinstance(k, dg.AssetKey)}
+    direct.discard(key)
+    found = set(direct)
+    for parent in direct:
+        found |= asset_graph.get_ancestor_asset_keys(parent)
+    return found
+
+
+def plan_refresh(
+    asset_graph, stale: Mapping[dg.AssetKey, Stale], busy: set[dg.AssetKey]
+) -> list[RefreshRequest]:
+    """The next wave: stale assets with nothing stale or in progress upstream, one run per partitioning."""
+    blocked = set(stale) | busy
+    ready = [key for key in stale if key not in busy and not (_upstream(asset_graph, key) & blocked)]
+    groups: list[tuple[dg.PartitionsDefinition | None, list[dg.AssetKey]]] = []
+    for key in ready:
+        partitions_def = asset_graph.get(key).partitions_def
+        group = next((keys for pd, keys in groups if pd == partitions_def), None)
+        if group is None:
+            groups.append((partitions_def, [key]))
+        else:
+            group.append(key)
+    requests = []
+    for partitions_def, keys in groups:
+        keys = sorted(keys, key=lambda k: k.to_user_string())
+        partition_range = None
+        if partitions_def is not None:
+            order = {p: i for i, p in enumerate(partitions_def.get_partition_keys())}
+            wanted = sorted(
+                (p for key in keys for p in stale[key].partitions if p in order), key=order.__getitem__
+            )
+            if not wanted:
+                continue
+            partition_range = (wanted[0], wanted[-1])
+        # The same staleness is requested once; a newer upstream update makes a new request.
+        upstream_at = max(stale[key].upstream_at for key in keys)
+        evidence = hashlib.sha1(repr((keys, partition_range, upstream_at)).encode()).hexdigest()[:16]
+        requests.append(RefreshRequest(tuple(keys), partition_range, evidence))
+    return requests
+
+
+@dg.sensor(
+    name="reconciliation_sensor",
+    description="Refreshes any automated asset or partition older than its upstream — what eager automation "
+    "missed, back-dated partitions, dimensions that changed — in dependency order and batched runs.",
+    minimum_interval_seconds=RECONCILE_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    asset_selection=dg.AssetSelection.all(),
+)
+def reconciliation_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    asset_graph = context.repository_def.asset_graph
+    stale = find_stale(asset_graph, EventLog(context.instance))
+    requests = plan_refresh(asset_graph, stale, busy_assets(context.instance, asset_graph))
+    for request in requests:
+        keys = ", ".join(k.to_user_string() for k in request.asset_keys)
+        context.log.info(f"refreshing {keys} {request.partition_range or ''}".rstrip())
+    return dg.SensorResult(run_requests=[request.run_request() for request in requests])

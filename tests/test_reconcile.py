@@ -1,0 +1,154 @@
+"""Reconciliation finds every asset or partition older than its upstream, in a real Dagster instance, and plans
+the next wave of refresh runs. The graph is small and generic on purpose (the sensor reads any graph):
+
+    dim (unpartitioned) ─┐
+    events[day] ───────── daily[day] ── summary (unpartitioned)
+"""
+
+import threading
+
+import dagster as dg
+import pytest
+
+from assets.automation.conditions import refresh_condition
+from assets.automation.reconcile import EventLog, find_stale, plan_refresh, reconciliation_sensor
+
+DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-05")
+DAILY_GATE = threading.Event()
+DAILY_STARTED = threading.Event()
+
+
+@dg.asset(partitions_def=DAYS)
+def events() -> None: ...
+
+
+@dg.asset
+def dim() -> None: ...
+
+
+@dg.asset(
+    deps=[events, dim],
+    partitions_def=DAYS,
+    automation_condition=refresh_condition(partitioned=True),
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def daily() -> None:
+    DAILY_STARTED.set()
+    assert DAILY_GATE.wait(30)
+
+
+@dg.asset(deps=[daily], automation_condition=refresh_condition(partitioned=False))
+def summary() -> None: ...
+
+
+DEFS = dg.Definitions(assets=[events, dim, daily, summary])
+GRAPH = DEFS.resolve_asset_graph()
+DAILY, SUMMARY = dg.AssetKey("daily"), dg.AssetKey("summary")
+
+
+@pytest.fixture
+def instance():
+    DAILY_GATE.set()
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def run(instance, assets, partition_key=None, tags=None) -> None:
+    assert dg.materialize(assets, instance=instance, partition_key=partition_key, tags=tags or {}).success
+
+
+def stale(instance) -> dict[str, set]:
+    return {key.to_user_string(): s.partitions for key, s in find_stale(GRAPH, EventLog(instance)).items()}
+
+
+def day_range(first: str, last: str) -> dict[str, str]:
+    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+
+
+def test_new_upstream_partitions_make_the_same_partitions_stale_and_wait_for_them_downstream(instance):
+    run(instance, [dim])
+    run(instance, [events], "2026-01-01")
+    run(instance, [events], "2026-01-03")
+
+    assert stale(instance) == {"daily": {"2026-01-01", "2026-01-03"}}
+    [request] = plan_refresh(GRAPH, find_stale(GRAPH, EventLog(instance)), busy=set())
+    assert request.asset_keys == (DAILY,)
+    assert request.partition_range == ("2026-01-01", "2026-01-03")
+
+
+def test_a_refreshed_partition_range_makes_the_unpartitioned_summary_stale_next(instance):
+    run(instance, [dim])
+    run(instance, [events], "2026-01-01")
+    run(instance, [daily], tags=day_range("2026-01-01", "2026-01-02"))
+
+    assert stale(instance) == {"summary": {None}}
+    [request] = plan_refresh(GRAPH, find_stale(GRAPH, EventLog(instance)), busy=set())
+    assert (request.asset_keys, request.partition_range) == ((SUMMARY,), None)
+
+
+def test_a_chain_refreshed_in_one_run_is_current(instance):
+    run(instance, [dim])
+    run(instance, [events, daily], "2026-01-02")
+    run(instance, [summary])
+
+    assert stale(instance) == {}
+
+
+def test_an_upstream_update_during_the_downstream_run_leaves_the_downstream_stale(instance):
+    """The case eager automation misses: daily[d] started before events[d] changed, and finished after."""
+    run(instance, [dim])
+    run(instance, [events], "2026-01-02")
+    DAILY_GATE.clear()
+    DAILY_STARTED.clear()
+    downstream = threading.Thread(target=run, args=(instance, [daily], "2026-01-02"))
+    downstream.start()
+    assert DAILY_STARTED.wait(30)
+    run(instance, [events], "2026-01-02")
+    DAILY_GATE.set()
+    downstream.join()
+
+    assert stale(instance) == {"daily": {"2026-01-02"}, "summary": {None}}
+    [request] = plan_refresh(GRAPH, find_stale(GRAPH, EventLog(instance)), busy=set())
+    assert (request.asset_keys, request.partition_range) == ((DAILY,), ("2026-01-02", "2026-01-02"))
+
+
+def test_a_changed_unpartitioned_dimension_makes_every_materialized_partition_stale(instance):
+    run(instance, [dim])
+    for day in ("2026-01-01", "2026-01-02"):
+        run(instance, [events, daily], day)
+    run(instance, [summary])
+    run(instance, [dim])
+
+    assert stale(instance) == {"daily": {"2026-01-01", "2026-01-02"}}
+
+
+def test_nothing_is_requested_while_it_or_its_upstream_is_in_a_run_in_progress(instance):
+    run(instance, [dim])
+    run(instance, [events], "2026-01-01")
+    found = find_stale(GRAPH, EventLog(instance))
+
+    assert plan_refresh(GRAPH, found, busy={DAILY}) == []
+    assert plan_refresh(GRAPH, found, busy={dg.AssetKey("events")}) == []
+
+
+def test_the_same_staleness_is_requested_once_and_a_newer_update_asks_again(instance):
+    run(instance, [dim])
+    run(instance, [events], "2026-01-01")
+    first = plan_refresh(GRAPH, find_stale(GRAPH, EventLog(instance)), busy=set())
+    again = plan_refresh(GRAPH, find_stale(GRAPH, EventLog(instance)), busy=set())
+    run(instance, [events], "2026-01-01")
+    after_update = plan_refresh(GRAPH, find_stale(GRAPH, EventLog(instance)), busy=set())
+
+    assert [r.run_request().run_key for r in again] == [r.run_request().run_key for r in first]
+    assert after_update[0].run_request().run_key != first[0].run_request().run_key
+
+
+def test_the_sensor_requests_the_wave_with_its_partition_range(instance):
+    run(instance, [dim])
+    run(instance, [events], "2026-01-02")
+
+    result = reconciliation_sensor(dg.build_sensor_context(instance=instance, definitions=DEFS))
+
+    [request] = result.run_requests
+    assert request.asset_selection == [DAILY]
+    assert request.tags == {"strata/trigger": "reconcile", **day_range("2026-01-02", "2026-01-02")}
