@@ -2,13 +2,14 @@
 
 Partitioned models (`meta.dagster.partitioning` = date_network or daily) share the bronze partitions
 definitions, so silver/gold partition keys line up with bronze's. A run — one partition or a range of them
-(single-run backfills) — hands dbt its window as vars: `partition_start` ≤ day < `partition_end` and, for date ×
-network models, `partition_networks`. The incremental models clear that window and delete+insert it, so re-running
-a partition is idempotent. `full_refresh: true` rebuilds the selected models from all of bronze (no window).
+(single-run backfills) — hands dbt its window: `partition_start` ≤ day < `partition_end` and, for date × network
+models, `partition_networks`, in STRATA_DBT_PARTITION_* variables read at execution time (macros/partitions.sql:
+vars would cost a full re-parse per run). The incremental models clear that window and delete+insert it, so
+re-running a partition is idempotent. `full_refresh: true` rebuilds the selected models from all of bronze.
 """
 
-import json
 import os
+import shutil
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
@@ -20,7 +21,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from assets.bronze.sources import NETWORKS, SOURCES_BY_NAME, split_partition_key
 from assets.transform.env import dbt_env
-from assets.transform.project import dbt_project
+from assets.transform.project import dbt_project, publish_partial_parse
 from assets.transform.translator import StrataDbtTranslator
 from resources import PostgresResource
 
@@ -46,6 +47,14 @@ def dbt_resource() -> DbtCliResource:
         profiles_dir=str(dbt_project.profiles_dir),
         dbt_executable=str(Path(sys.executable).with_name("dbt")),
     )
+
+
+def window_env(window: dict[str, Any]) -> dict[str, str]:
+    """The window as the STRATA_DBT_PARTITION_* variables macros/partitions.sql reads."""
+    return {
+        f"STRATA_DBT_{name.upper()}": ",".join(value) if isinstance(value, list) else str(value)
+        for name, value in window.items()
+    }
 
 
 def window_vars(context: dg.AssetExecutionContext, partitioning: str) -> dict[str, Any]:
@@ -77,6 +86,7 @@ def _build(
 ) -> Iterator:
     # One source of truth for the warehouse: the Postgres resource's URL, handed to profiles.yml.
     os.environ.update(dbt_env(postgres.url))
+    window: dict[str, str] = {}
     args = ["build"]
     if partitioning == "none":
         # Relationship tests of partitioned facts point at unpartitioned dimensions (posts → accounts); dbt's
@@ -87,8 +97,20 @@ def _build(
     elif partitioning != "none":
         variables = window_vars(context, partitioning)
         context.log.info(f"dbt partition window: {variables}")
-        args += ["--vars", json.dumps(variables)]
-    yield from dbt.cli(args, context=context).stream()
+        window = window_env(variables)
+    # Steps of one run share the process: the window is set for this invocation only.
+    os.environ.update(window)
+    try:
+        invocation = dbt.cli(args, context=context)
+        try:
+            yield from invocation.stream()
+            publish_partial_parse(invocation.target_path)
+        finally:
+            # Each invocation writes its own target folder; its events are in Dagster's log already.
+            shutil.rmtree(invocation.target_path, ignore_errors=True)
+    finally:
+        for name in window:
+            os.environ.pop(name, None)
 
 
 def _dbt_assets_for(partitioning: str) -> dg.AssetsDefinition:

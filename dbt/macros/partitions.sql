@@ -1,17 +1,35 @@
 {#-
-  The partition window of a run, from the vars the Dagster dbt assets pass (dbt_project.yml documents them):
-  partition_start <= date < partition_end, and network in partition_networks. Without vars: everything.
-  Values are rendered as quoted, typed literals (`date '…'`), never spliced in as SQL.
+  The partition window of a run: partition_start <= date < partition_end, and network in partition_networks
+  (dbt_project.yml documents them). Unset: everything. Values are rendered as quoted, typed literals
+  (`date '…'`), never spliced in as SQL.
+
+  The Dagster dbt assets pass the window in STRATA_DBT_PARTITION_START / _END / _NETWORKS (comma-separated),
+  read only at execution time: vars on the command line, or environment read while parsing, make dbt re-parse
+  the whole project on every partition run. `--vars` still works for a hand-run `dbt build`.
 -#}
-{% macro _window_date(name) -%}
+{% macro _window_value(name) -%}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
     {%- set value = var(name, none) -%}
+    {%- if value is none -%}
+        {%- set value = env_var('STRATA_DBT_' ~ (name | upper), '') or none -%}
+    {%- endif -%}
+    {{ return(value) }}
+{%- endmacro %}
+
+{% macro _window_date(name) -%}
+    {%- set value = _window_value(name) -%}
     {{ return(none if value is none else (value | string | replace("'", "''"))) }}
 {%- endmacro %}
 
 {% macro partition_filter(date_column, network_column=none, lookback_days=0) -%}
     {%- set start = _window_date('partition_start') -%}
     {%- set end = _window_date('partition_end') -%}
-    {%- set networks = var('partition_networks', none) -%}
+    {%- set networks = _window_value('partition_networks') -%}
+    {%- if networks is string -%}
+        {%- set networks = networks.split(',') -%}
+    {%- endif -%}
     (
         true
         {%- if start is not none %}
@@ -33,7 +51,7 @@
   transaction, so a partition whose rows vanished from bronze is emptied too and a re-run is idempotent.
 -#}
 {% macro delete_partition_window(date_column, network_column=none) -%}
-    {%- if is_incremental() and var('partition_start', none) is not none -%}
+    {%- if is_incremental() and _window_value('partition_start') is not none -%}
         delete from {{ this }} where {{ partition_filter(date_column, network_column) }}
     {%- else -%}
         select 1
