@@ -87,8 +87,8 @@ def test_files_wait_one_tick_to_prove_stable_then_each_partition_is_requested_on
     assert [selection(r) for r in second.run_requests] == [POSTS_CHAIN | TAIL] * 2
 
 
-def test_a_backlog_tick_leaves_the_unpartitioned_tail_to_reconciliation(zone, monkeypatch):
-    monkeypatch.setattr(sensor_module, "CHAIN_TAIL_MAX_RUNS", 1)
+def test_a_backlog_tick_loads_bronze_only_and_leaves_the_rest_to_reconciliation(zone, monkeypatch):
+    monkeypatch.setattr(sensor_module, "CHAIN_MAX_RUNS", 2)
     for network in ("x", "tiktok"):
         land(
             zone,
@@ -101,9 +101,18 @@ def test_a_backlog_tick_leaves_the_unpartitioned_tail_to_reconciliation(zone, mo
 
     assert sorted((r.partition_key or "-", sorted(selection(r))) for r in requests) == [
         ("-", ["bronze/video_users"]),
-        ("2026-11-01|tiktok", sorted(POSTS_CHAIN)),
-        ("2026-11-01|x", sorted(POSTS_CHAIN)),
+        ("2026-11-01|tiktok", ["bronze/social_posts"]),
+        ("2026-11-01|x", ["bronze/social_posts"]),
     ]
+
+
+def test_a_trickled_unpartitioned_source_brings_its_unpartitioned_chain(zone):
+    land(zone, "video/users/users.csv", b"user_id,name\r\nu1,Ann\r\n")
+
+    [request] = tick(zone, tick(zone).cursor).run_requests
+
+    assert request.partition_key is None
+    assert selection(request) == {"bronze/video_users", "silver/video_users"}
 
 
 def test_a_file_still_growing_is_not_registered_until_it_stops_changing(zone):

@@ -21,19 +21,17 @@ def _closure(asset_graph, roots: Iterable[dg.AssetKey], admit) -> set[dg.AssetKe
     return found
 
 
-def refresh_chain(asset_graph, root: dg.AssetKey, *, with_tail: bool) -> list[dg.AssetKey]:
-    """The automated assets downstream of `root` that one run with `root`'s partition key can refresh: those
-    sharing its partitions definition (the same partition) and — `with_tail` — the unpartitioned ones after
-    them, such as silver/content_documents and the vector index. Partitioned assets of another partitioning
-    cannot share the run; reconciliation refreshes them."""
+def refresh_chain(asset_graph, root: dg.AssetKey) -> list[dg.AssetKey]:
+    """`root` and the automated assets downstream of it that one run with `root`'s partition key can refresh:
+    those sharing its partitions definition (the same partition), then the unpartitioned ones after them, such
+    as silver/content_documents and the vector index. Partitioned assets of another partitioning cannot share
+    the run; reconciliation refreshes them."""
     partitions_def = asset_graph.get(root).partitions_def
     same = (
         _closure(asset_graph, [root], lambda node: node.partitions_def == partitions_def)
         if partitions_def
         else set()
     )
-    tail = (
-        _closure(asset_graph, [root, *same], lambda node: node.partitions_def is None) if with_tail else set()
-    )
+    tail = _closure(asset_graph, [root, *same], lambda node: node.partitions_def is None)
     ordered = [key for key in asset_graph.toposorted_asset_keys if key in same | tail]
     return [root, *ordered]

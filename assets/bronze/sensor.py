@@ -1,11 +1,11 @@
 """The landing sensor: finds new files, waits until they are stable, registers them in the ledger and
 requests one run per source partition.
 
-A run refreshes the partition's known chain with it: the silver and gold models of the same partitioning, and
-— while files trickle in (at most `CHAIN_TAIL_MAX_RUNS` runs in a tick) — the unpartitioned models after them
-and the vector index, so a landed file reaches gold and the index in one run. A backlog loads bronze and
-partitioned models per partition and leaves the unpartitioned tail to reconciliation, which refreshes it once,
-in one run, when the backlog is loaded instead of once per file.
+While files trickle in (at most `CHAIN_MAX_RUNS` runs in a tick), a run refreshes the partition's whole
+known chain with it — the silver and gold models of the same partitioning, the unpartitioned models after them
+and the vector index — so a landed file reaches gold and the index in one run. A backlog loads bronze only, one
+run per partition, and leaves silver, gold and the index to reconciliation, which refreshes them in a few
+batched runs once the backlog is loaded instead of once per file.
 
 Run keys come from the ledger (`<source>:<partition>:<highest ready load id>`), so a tick that crashes after
 registering asks for the same runs next time and Dagster launches each once; a fixed file (new bytes) gets a
@@ -26,7 +26,7 @@ from resources import LandingZoneResource, PostgresResource
 
 MAX_FILES_PER_TICK = 500
 MAX_BYTES_PER_TICK = 2 << 30
-CHAIN_TAIL_MAX_RUNS = 4
+CHAIN_MAX_RUNS = 4
 
 
 @dg.sensor(
@@ -68,12 +68,14 @@ def landing_sensor(
                     by_partition[load.partition_key].append(load.load_id)
             for partition_key, load_ids in sorted(by_partition.items(), key=lambda item: item[0] or ""):
                 ready.append((source.name, partition_key, max(load_ids)))
-    with_tail = len(ready) <= CHAIN_TAIL_MAX_RUNS
+    trickle = len(ready) <= CHAIN_MAX_RUNS
     asset_graph = context.repository_def.asset_graph
     run_requests = [
         dg.RunRequest(
             run_key=f"{name}:{partition_key or '-'}:{load_id}",
-            asset_selection=refresh_chain(asset_graph, SOURCES_BY_NAME[name].asset_key, with_tail=with_tail),
+            asset_selection=refresh_chain(asset_graph, SOURCES_BY_NAME[name].asset_key)
+            if trickle
+            else [SOURCES_BY_NAME[name].asset_key],
             partition_key=partition_key,
             tags={"strata/source": name, "strata/trigger": "landing"},
         )

@@ -103,7 +103,7 @@ def _build(
     try:
         invocation = dbt.cli(args, context=context)
         try:
-            yield from invocation.stream()
+            yield from invocation.stream().fetch_row_counts()
             publish_partial_parse(invocation.target_path)
         finally:
             # Each invocation writes its own target folder; its events are in Dagster's log already.
