@@ -1,8 +1,8 @@
 """Reconciliation finds every asset or partition older than its upstream, in a real Dagster instance, and plans
 the next wave of refresh runs. The graph is small and generic on purpose (the sensor reads any graph):
 
-    dim (unpartitioned) ─┐
-    events[day] ───────── daily[day] ── summary (unpartitioned)
+    dim (unpartitioned) ─┬──────────────────────┐
+    events[day] ─────────┴─ daily[day] ── summary (unpartitioned)
 """
 
 import threading
@@ -37,7 +37,7 @@ def daily() -> None:
     assert DAILY_GATE.wait(30)
 
 
-@dg.asset(deps=[daily], automation_condition=refresh_condition(partitioned=False))
+@dg.asset(deps=[daily, dim], automation_condition=refresh_condition(partitioned=False))
 def summary() -> None: ...
 
 
@@ -119,7 +119,7 @@ def test_a_changed_unpartitioned_dimension_makes_every_materialized_partition_st
     run(instance, [summary])
     run(instance, [dim])
 
-    assert stale(instance) == {"daily": {"2026-01-01", "2026-01-02"}}
+    assert stale(instance) == {"daily": {"2026-01-01", "2026-01-02"}, "summary": {None}}
 
 
 def test_nothing_is_requested_while_it_or_its_upstream_is_in_a_run_in_progress(instance):
@@ -152,3 +152,20 @@ def test_the_sensor_requests_the_wave_with_its_partition_range(instance):
     [request] = result.run_requests
     assert request.asset_selection == [DAILY]
     assert request.tags == {"strata/trigger": "reconcile", **day_range("2026-01-02", "2026-01-02")}
+
+
+def requested(instance, cursor=None):
+    result = dg.evaluate_automation_conditions(defs=DEFS, instance=instance, cursor=cursor)
+    keys = {key.to_user_string() for key in GRAPH.get_all_asset_keys() if result.get_num_requested(key)}
+    return keys, result.cursor
+
+
+def test_an_unpartitioned_model_waits_for_data_in_every_upstream_then_refreshes_on_updates(instance):
+    run(instance, [dim])
+    waiting, cursor = requested(instance)
+    run(instance, [events, daily], "2026-01-02")
+    refreshed, cursor = requested(instance, cursor)
+
+    # daily has one partition of four: eager() would wait for the missing days forever.
+    assert waiting == set()
+    assert refreshed == {"summary"}

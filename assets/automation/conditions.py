@@ -4,14 +4,17 @@ Partitioned models use `eager()`: a new or updated upstream partition refreshes 
 
 Unpartitioned models that read partitioned ones cannot: `eager()` waits while any upstream partition is
 missing, and a daily history always has days without data, so such a model would never run. They refresh when
-any upstream updates, once no upstream is in progress, and never merely because they are missing (before the
-first bronze load there is nothing to build from).
+any upstream updates, once every upstream has some data (a partitioned one: any partition) and none is in
+progress, and never merely because they are missing (before the first load there is nothing to build from).
 """
 
 import dagster as dg
 
 ON_UPSTREAM_UPDATES = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & dg.AutomationCondition.all_deps_match(
+        ~dg.AutomationCondition.missing() | dg.AutomationCondition.will_be_requested()
+    )
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("on upstream updates")

@@ -9,6 +9,7 @@ produced it started, from another run (a chain refreshed in one run is current).
 - a partitioned asset: each partition against the same partition of parents with its partitions definition,
   and every materialized partition against unpartitioned parents (a changed dimension);
 - an unpartitioned asset: against every materialization of every parent.
+An asset with an upstream that has no data at all waits: there is nothing to build it from.
 
 It refreshes in waves, in dependency order. An asset waits while anything upstream of it is stale or in a run
 in progress, including the tables its checks read. So a backlog is refreshed in a few batched runs (one per
@@ -127,11 +128,15 @@ def find_stale(asset_graph, events: EventLog) -> dict[dg.AssetKey, Stale]:
         run_starts = events.run_started(m.run_id for m in mine.values())
         behind: set[str | None] = set()
         upstream_at = 0.0
-        for parent_key in node.parent_keys:
+        parents = {
+            parent_key: events.latest(parent_key, asset_graph.get(parent_key).is_partitioned)
+            for parent_key in node.parent_keys
+            if asset_graph.get(parent_key).is_materializable
+        }
+        if not all(parents.values()):
+            continue  # nothing to build from yet: an upstream has no data at all
+        for parent_key, theirs in parents.items():
             parent = asset_graph.get(parent_key)
-            if not parent.is_materializable:
-                continue
-            theirs = events.latest(parent_key, parent.is_partitioned)
             upstream_at = max([upstream_at, *(m.timestamp for m in theirs.values())])
             if not node.is_partitioned:
                 if any(_outdated(mine.get(None), m, run_starts) for m in theirs.values()):
