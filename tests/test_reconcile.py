@@ -2,7 +2,8 @@
 the next wave of refresh runs. The graph is small and generic on purpose (the sensor reads any graph):
 
     dim (unpartitioned) ─┬──────────────────────┐
-    events[day] ─────────┴─ daily[day] ── summary (unpartitioned)
+    events[day] ─────────┴─ daily[day] ─┬─ summary (unpartitioned)
+                                        └─ rollup[day]
 """
 
 import threading
@@ -41,9 +42,18 @@ def daily() -> None:
 def summary() -> None: ...
 
 
-DEFS = dg.Definitions(assets=[events, dim, daily, summary])
+@dg.asset(
+    deps=[daily],
+    partitions_def=DAYS,
+    automation_condition=refresh_condition(partitioned=True),
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def rollup() -> None: ...
+
+
+DEFS = dg.Definitions(assets=[events, dim, daily, summary, rollup])
 GRAPH = DEFS.resolve_asset_graph()
-DAILY, SUMMARY = dg.AssetKey("daily"), dg.AssetKey("summary")
+DAILY, SUMMARY, ROLLUP = dg.AssetKey("daily"), dg.AssetKey("summary"), dg.AssetKey("rollup")
 
 
 @pytest.fixture
@@ -65,21 +75,26 @@ def day_range(first: str, last: str) -> dict[str, str]:
     return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
 
 
-def test_new_upstream_partitions_make_the_same_partitions_stale_and_wait_for_them_downstream(instance):
+def test_new_upstream_partitions_make_the_same_partitions_stale_all_the_way_down(instance):
     run(instance, [dim])
     run(instance, [events], "2026-01-01")
     run(instance, [events], "2026-01-03")
 
-    assert stale(instance) == {"daily": {"2026-01-01", "2026-01-03"}}
+    assert stale(instance) == {
+        "daily": {"2026-01-01", "2026-01-03"},
+        "rollup": {"2026-01-01", "2026-01-03"},
+        "summary": {None},
+    }
+    # The partitioned chain goes in one run over the range; the unpartitioned summary waits for it.
     [request] = plan_refresh(GRAPH, find_stale(GRAPH, EventLog(instance)), busy=set())
-    assert request.asset_keys == (DAILY,)
+    assert request.asset_keys == (DAILY, ROLLUP)
     assert request.partition_range == ("2026-01-01", "2026-01-03")
 
 
 def test_a_refreshed_partition_range_makes_the_unpartitioned_summary_stale_next(instance):
     run(instance, [dim])
     run(instance, [events], "2026-01-01")
-    run(instance, [daily], tags=day_range("2026-01-01", "2026-01-02"))
+    run(instance, [daily, rollup], tags=day_range("2026-01-01", "2026-01-02"))
 
     assert stale(instance) == {"summary": {None}}
     [request] = plan_refresh(GRAPH, find_stale(GRAPH, EventLog(instance)), busy=set())
@@ -88,7 +103,7 @@ def test_a_refreshed_partition_range_makes_the_unpartitioned_summary_stale_next(
 
 def test_a_chain_refreshed_in_one_run_is_current(instance):
     run(instance, [dim])
-    run(instance, [events, daily], "2026-01-02")
+    run(instance, [events, daily, rollup], "2026-01-02")
     run(instance, [summary])
 
     assert stale(instance) == {}
@@ -107,19 +122,20 @@ def test_an_upstream_update_during_the_downstream_run_leaves_the_downstream_stal
     DAILY_GATE.set()
     downstream.join()
 
-    assert stale(instance) == {"daily": {"2026-01-02"}, "summary": {None}}
+    assert stale(instance) == {"daily": {"2026-01-02"}, "rollup": {"2026-01-02"}, "summary": {None}}
     [request] = plan_refresh(GRAPH, find_stale(GRAPH, EventLog(instance)), busy=set())
-    assert (request.asset_keys, request.partition_range) == ((DAILY,), ("2026-01-02", "2026-01-02"))
+    assert (request.asset_keys, request.partition_range) == ((DAILY, ROLLUP), ("2026-01-02", "2026-01-02"))
 
 
 def test_a_changed_unpartitioned_dimension_makes_every_materialized_partition_stale(instance):
     run(instance, [dim])
     for day in ("2026-01-01", "2026-01-02"):
-        run(instance, [events, daily], day)
+        run(instance, [events, daily, rollup], day)
     run(instance, [summary])
     run(instance, [dim])
 
-    assert stale(instance) == {"daily": {"2026-01-01", "2026-01-02"}, "summary": {None}}
+    both = {"2026-01-01", "2026-01-02"}
+    assert stale(instance) == {"daily": both, "rollup": both, "summary": {None}}
 
 
 def test_nothing_is_requested_while_it_or_its_upstream_is_in_a_run_in_progress(instance):
@@ -150,7 +166,7 @@ def test_the_sensor_requests_the_wave_with_its_partition_range(instance):
     result = reconciliation_sensor(dg.build_sensor_context(instance=instance, definitions=DEFS))
 
     [request] = result.run_requests
-    assert request.asset_selection == [DAILY]
+    assert request.asset_selection == [DAILY, ROLLUP]
     assert request.tags == {"strata/trigger": "reconcile", **day_range("2026-01-02", "2026-01-02")}
 
 
@@ -163,7 +179,7 @@ def requested(instance, cursor=None):
 def test_an_unpartitioned_model_waits_for_data_in_every_upstream_then_refreshes_on_updates(instance):
     run(instance, [dim])
     waiting, cursor = requested(instance)
-    run(instance, [events, daily], "2026-01-02")
+    run(instance, [events, daily, rollup], "2026-01-02")
     refreshed, cursor = requested(instance, cursor)
 
     # daily has one partition of four: eager() would wait for the missing days forever.

@@ -118,33 +118,41 @@ def _outdated(
 
 
 def find_stale(asset_graph, events: EventLog) -> dict[dg.AssetKey, Stale]:
-    """Automated assets whose latest materialization (per partition) is older than an upstream's."""
+    """Automated assets whose latest materialization (per partition) is older than an upstream's, or whose
+    upstream is itself stale (it will change)."""
     stale: dict[dg.AssetKey, Stale] = {}
     for key in asset_graph.toposorted_asset_keys:
         node = asset_graph.get(key)
         if not is_automated(node) or not node.parent_keys:
             continue
-        mine = events.latest(key, node.is_partitioned)
-        run_starts = events.run_started(m.run_id for m in mine.values())
-        behind: set[str | None] = set()
-        upstream_at = 0.0
         parents = {
             parent_key: events.latest(parent_key, asset_graph.get(parent_key).is_partitioned)
             for parent_key in node.parent_keys
             if asset_graph.get(parent_key).is_materializable
         }
-        if not all(parents.values()):
-            continue  # nothing to build from yet: an upstream has no data at all
+        if any(not theirs and parent_key not in stale for parent_key, theirs in parents.items()):
+            continue  # nothing to build from yet: an upstream has no data and none is coming
+        mine = events.latest(key, node.is_partitioned)
+        run_starts = events.run_started(m.run_id for m in mine.values())
+        behind: set[str | None] = set()
+        upstream_at = 0.0
         for parent_key, theirs in parents.items():
             parent = asset_graph.get(parent_key)
-            upstream_at = max([upstream_at, *(m.timestamp for m in theirs.values())])
+            coming = stale.get(parent_key)
+            upstream_at = max(
+                [upstream_at, *(m.timestamp for m in theirs.values()), coming.upstream_at if coming else 0.0]
+            )
             if not node.is_partitioned:
-                if any(_outdated(mine.get(None), m, run_starts) for m in theirs.values()):
+                if coming or any(_outdated(mine.get(None), m, run_starts) for m in theirs.values()):
                     behind.add(None)
             elif parent.partitions_def == node.partitions_def:
                 behind |= {p for p, m in theirs.items() if _outdated(mine.get(p), m, run_starts)}
-            elif not parent.is_partitioned and None in theirs:
-                behind |= {p for p, m in mine.items() if _outdated(m, theirs[None], run_starts)}
+                behind |= coming.partitions if coming else set()
+            elif not parent.is_partitioned:
+                if coming:
+                    behind |= set(mine)
+                elif None in theirs:
+                    behind |= {p for p, m in mine.items() if _outdated(m, theirs[None], run_starts)}
         if behind:
             stale[key] = Stale(behind, upstream_at)
     return stale
@@ -173,13 +181,20 @@ def _upstream(asset_graph, key: dg.AssetKey) -> set[dg.AssetKey]:
 def plan_refresh(
     asset_graph, stale: Mapping[dg.AssetKey, Stale], busy: set[dg.AssetKey]
 ) -> list[RefreshRequest]:
-    """The next wave: stale assets with nothing stale or in progress upstream, one run per partitioning."""
+    """The next wave, one run per partitioning: stale assets with nothing stale or in progress upstream, and the
+    stale assets of the same partitioning that wait only on those."""
     blocked = set(stale) | busy
-    ready = [key for key in stale if key not in busy and not (_upstream(asset_graph, key) & blocked)]
     groups: list[tuple[dg.PartitionsDefinition | None, list[dg.AssetKey]]] = []
-    for key in ready:
+    for key in asset_graph.toposorted_asset_keys:
+        if key not in stale or key in busy:
+            continue
         partitions_def = asset_graph.get(key).partitions_def
         group = next((keys for pd, keys in groups if pd == partitions_def), None)
+        # Ready when nothing upstream is stale or busy — or only assets joining the same run, which builds
+        # them first (a model and the stale models after it go together: its tests may read them).
+        waiting_on = _upstream(asset_graph, key) & blocked
+        if waiting_on and not (group and waiting_on <= set(group)):
+            continue
         if group is None:
             groups.append((partitions_def, [key]))
         else:
