@@ -1,11 +1,10 @@
 """Landing-to-serving latency (`latency`) under `make up` defaults: `strata up --no-sample` as a subprocess with
 its own STRATA_HOME on free ports; the landing sensor and the automation sensor do everything.
 
-1. Generate one day of every file-based source dated TODAY (UTC): eager automation only materializes a time-
-   partitioned asset's latest partition, so a file dated earlier stops at bronze (silver/gold/index never move).
-   Land all of it except the social posts of the trial networks (a small history) and wait until automation
+1. Generate one day of every file-based source dated today (UTC), as fresh data arrives. Land all of it except the social posts of the trial networks (a small history) and wait until automation
    settles: `vector/content_index` materialized and no run queued or in progress for a while.
-2. Each trial copies ONE (network, today) folder of social posts into the landing zone, notes the time, and polls
+2. Each trial copies ONE (network, today) folder of social posts into the landing zone (a trickle: the landing
+   sensor requests the partition's whole chain in one run), notes the time, and polls
    GraphQL until `bronze/social_posts`, `silver/posts`, every gold asset downstream of the posts and
    `vector/content_index` show a materialization newer than the landing. Seconds from landing to each.
 3. `strata down`, always.
@@ -114,7 +113,7 @@ def latency(ctx: BenchContext) -> ScenarioResult:
     result = ScenarioResult(
         "latency",
         "file landing → bronze partition, → gold and vector index, under `strata up` defaults "
-        f"(sensors + eager automation; {trials} trial{'s' if trials > 1 else ''})",
+        f"(landing sensor chain, automation and reconciliation sensors; {trials} trial{'s' if trials > 1 else ''})",
         columns=[
             ("landed", "landed", ""),
             ("→ bronze s", "bronze_s", ".1f"),
@@ -210,9 +209,8 @@ def latency(ctx: BenchContext) -> ScenarioResult:
         f"misses the {DEADLINE_S:.0f} s deadline counts as none (target missed)"
     )
     result.notes.append(
-        f"the data is dated today ({day}): AutomationCondition.eager() only targets the latest time partition, "
-        "so a landed file dated in the past is loaded into bronze by the landing sensor but never reaches "
-        "silver, gold or the index without a manual/backfill run"
+        "a trickle of files runs each landed partition's whole chain (bronze → silver → gold → index) in one run; "
+        "a backlog loads bronze per partition and reconciliation refreshes the rest in batched runs"
     )
     return result
 
