@@ -2,11 +2,13 @@
 a re-run: the tables and the index end identical to runs that were never interrupted.
 
 The kill hits the whole process group, as a container kill would, so dbt's own process dies too. Kill points
-are drawn uniformly over the work (after the child's imports) from a seeded generator, printed per trial.
+are drawn uniformly over the first 60% of the work (after the child's imports) from a seeded generator and
+printed per trial.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -107,7 +109,8 @@ class Child:
         """SIGKILL the group after `delay` s; whether the work was still running when it landed."""
         time.sleep(delay)
         running = self.process.poll() is None
-        os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # the whole group already ended
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
         return running
 
@@ -146,7 +149,8 @@ def platform(warehouse: PostgresResource, strata_env, tmp_path_factory) -> dict:
 
 def trial_delays(duration: float) -> list[float]:
     rng = random.Random(SEED)
-    return [round(rng.uniform(0.05, 0.95) * duration, 2) for _ in range(TRIALS)]
+    # Up to 60% of an uninterrupted run: runs vary, and a kill after the end would prove nothing.
+    return [round(rng.uniform(0.05, 0.6) * duration, 2) for _ in range(TRIALS)]
 
 
 def run_trials(scenario: str, platform: dict, qdrant_url: str, partition: str, rerun, state) -> list[tuple]:
