@@ -14,6 +14,7 @@ from assets.bronze.factory import bronze_assets
 from assets.bronze.sensor import landing_sensor
 from assets.bronze.sources import SOURCES, SOURCES_BY_NAME
 from resources import LandingZoneResource, MongoResource, PostgresResource
+from strata.definitions import defs
 from strata.generate import generate
 
 ASSETS = {a.key.path[-1]: a for a in bronze_assets}
@@ -176,7 +177,9 @@ def test_files_move_to_archive_or_error_after_loading(loaded):
 
 def run_sensor(resources: dict, cursor: str | None = None) -> dg.SensorResult:
     context = dg.build_sensor_context(
-        cursor=cursor, resources={"postgres": resources["postgres"], "landing": resources["landing"]}
+        cursor=cursor,
+        resources={"postgres": resources["postgres"], "landing": resources["landing"]},
+        definitions=defs,
     )
     return landing_sensor(context)
 

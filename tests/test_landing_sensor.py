@@ -11,6 +11,7 @@ import pytest
 from assets.bronze import sensor as sensor_module
 from assets.bronze.factory import bronze_assets
 from assets.bronze.sensor import landing_sensor
+from assets.bronze.sources import SOURCES_BY_NAME
 from resources import LandingZoneResource, MongoResource, PostgresResource
 from strata.definitions import defs
 
@@ -216,3 +217,12 @@ def json_cursor_waiting(cursor: str | None) -> int:
     import json
 
     return sum(len(files) for files in json.loads(cursor or "{}").values())
+
+
+def test_a_partition_run_scans_only_that_partitions_folders():
+    """Discovery for one partition must not grow with the source's history."""
+    posts, tweets, brands = (SOURCES_BY_NAME[name] for name in ("social_posts", "tweets", "cdc_brands"))
+
+    assert posts.partition_folders("2026-11-01|x") == ("social/posts/network=x/date=2026-11-01",)
+    assert tweets.partition_folders("2026-11-01") == ("x/tweets/date=2026-11-01",)
+    assert brands.partition_folders(None) == ("cdc/brands", "cdc/brands__ct")

@@ -52,8 +52,11 @@ def discover(
     so a backlog never makes one sensor tick run long (the rest is found on the next tick)."""
     result = Discovery()
     candidates: list[ledger.LandedFile] = []
-    known = ledger.known_paths(conn, source.name)
-    for folder in source.folders:
+    # A run of one partition looks only at that partition's folders and ledger rows: its cost must not grow
+    # with the source's history.
+    folders = source.partition_folders(only_partition)
+    known = ledger.known_paths(conn, source.name, folders)
+    for folder in folders:
         for path in landing.iter_files(folder):
             relative = landing.relative(path)
             if relative.endswith(DONE_MARKER):

@@ -231,13 +231,17 @@ def pending_loads(conn: psycopg.Connection, source: str) -> list[Load]:
     ).fetchall()
 
 
-def known_paths(conn: psycopg.Connection, source: str) -> dict[str, Load]:
-    """The latest ledger row of every path of a source (for the sensor's change detection)."""
+def known_paths(
+    conn: psycopg.Connection, source: str, folders: tuple[str, ...] | None = None
+) -> dict[str, Load]:
+    """The latest ledger row of every path of a source, or of the paths under `folders` (for the change
+    detection of discovery)."""
     cur = conn.cursor(row_factory=class_row(Load))
+    prefixes = [folder.rstrip("/") + "/" for folder in folders] if folders else [""]
     rows = cur.execute(
         _q("""SELECT DISTINCT ON (path) {columns} FROM ledger.loads
-            WHERE source = %s ORDER BY path, load_id DESC"""),
-        (source,),
+            WHERE source = %s AND path ^@ ANY(%s) ORDER BY path, load_id DESC"""),
+        (source, prefixes),
     ).fetchall()
     return {row.path: row for row in rows}
 

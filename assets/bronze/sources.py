@@ -78,6 +78,23 @@ class Source:
             return (("partition_date", "date"), ("partition_network", "text"))
         return ()
 
+    def partition_folders(self, partition_key: str | None) -> tuple[str, ...]:
+        """The landing folders one partition's files live under: a run of one partition scans only these, not
+        the source's whole history."""
+        if self.partitioning == "none" or partition_key is None:
+            return self.folders
+        values = split_partition_key(partition_key) if self.partitioning == "daily_network" else {}
+        values.setdefault("date", partition_key.split("|")[0])
+        folders = set()
+        for pattern in self.patterns:
+            head = pattern.rsplit("/", 1)[0]
+            try:
+                folder = head.format(**values)
+            except KeyError:  # a partition value only in the file name: the whole folder
+                folder = head.split("{")[0].rstrip("/")
+            folders.add(folder.split("*")[0].rstrip("/"))
+        return tuple(sorted(folders))
+
     def match(self, relative_path: str) -> dict[str, str] | None:
         """The partition values encoded in a landed path, or None if the path is not one of this source's."""
         for pattern in self.patterns:
