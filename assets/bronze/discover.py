@@ -87,7 +87,7 @@ def discover(
             if values is None:
                 if not previous:
                     reason = "path does not match the landing contract: " + " or ".join(source.patterns)
-                    _reject(conn, landing, source, relative, None, stat.st_size, reason, result)
+                    _reject(conn, landing, source, relative, None, stat.st_size, mtime, reason, result)
                 continue
             partition_key = source.partition_key(values)
             if only_partition is not None and partition_key != only_partition:
@@ -100,6 +100,7 @@ def discover(
                     relative,
                     partition_key,
                     stat.st_size,
+                    mtime,
                     "date outside the partitions",
                     result,
                 )
@@ -146,9 +147,15 @@ def _in_partition_range(day: str) -> bool:
     return date.fromisoformat(PARTITION_START) <= value <= datetime.now(UTC).date() + timedelta(days=1)
 
 
-def _reject(conn, landing, source, relative, partition_key, size, reason, result) -> None:
+def _reject(conn, landing, source, relative, partition_key, size, mtime, reason, result) -> None:
     ledger.record_error(
-        conn, source=source.name, path=relative, partition_key=partition_key, size_bytes=size, error=reason
+        conn,
+        source=source.name,
+        path=relative,
+        partition_key=partition_key,
+        size_bytes=size,
+        mtime=mtime,
+        error=reason,
     )
     landing.move(relative, landing.settled_path(relative, errored=True))
     result.rejected.append(relative)

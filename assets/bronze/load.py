@@ -37,6 +37,12 @@ from assets.bronze.tables import LINEAGE_COLUMNS, QUARANTINE, table
 MONGO_BATCH = 1000
 # The raw bytes kept in quarantine for a file that could not be read at all (the file itself goes to error/).
 MAX_FILE_QUARANTINE_BYTES = 16 << 20
+# MongoDB stores at most 100 levels of nesting and the mirrored document holds the record one level down: a
+# record nested deeper than this (well inside both) is quarantined instead of failing the load at the server.
+MAX_MIRROR_DEPTH = 64
+# Records whose raw JSON is cast to jsonb per query when finding the ones Postgres refuses.
+REFUSAL_BATCH_RECORDS = 1000
+REFUSAL_BATCH_BYTES = 16 << 20
 
 
 class DuplicateScreen:
@@ -120,6 +126,9 @@ def load_partition(
     conn.execute(sql.SQL("DELETE FROM {} WHERE load_id = ANY(%s)").format(table(source)), (replaced,))
     conn.execute(sql.SQL("DELETE FROM {} WHERE load_id = ANY(%s)").format(QUARANTINE), (replaced,))
     if mongo_collection is not None:
+        # Without the index a MongoDB server scans the whole collection here, so every load would grow slower
+        # with the source's history. (The embedded litemongo ignores indexes and scans anyway.)
+        mongo_collection.create_index("load_id")
         mongo_collection.delete_many({"load_id": {"$in": replaced}})
 
     # A partitioned source reloads its whole partition here, so an in-memory screen sees every record of
@@ -130,8 +139,22 @@ def load_partition(
         path = _locate(landing_root, load)
         outcome = FileOutcome(load)
         try:
-            with conn.transaction():
-                _copy_file(conn, source, partition_key, load, path, outcome, mongo_collection, screen)
+            try:
+                with conn.transaction():
+                    _copy_file(conn, source, partition_key, load, path, outcome, mongo_collection, screen)
+            except psycopg.errors.DataError:
+                # Postgres refused a value the readers let through (e.g. a JSON number beyond what jsonb's
+                # numeric holds) and COPY names no record: find the refused records, then load the file again
+                # with them quarantined. One record must not cost its file, nor its file the partition. (The
+                # screen saw this file's hashes once already: they only become candidates for the exact check.)
+                if mongo_collection is not None:
+                    mongo_collection.delete_many({"load_id": load.load_id})
+                refused = _refused_records(conn, source, load, path)
+                outcome = FileOutcome(load)
+                with conn.transaction():
+                    _copy_file(
+                        conn, source, partition_key, load, path, outcome, mongo_collection, screen, refused
+                    )
         except FileError as exc:
             if mongo_collection is not None:
                 mongo_collection.delete_many({"load_id": load.load_id})
@@ -198,6 +221,7 @@ def _copy_file(
     outcome: FileOutcome,
     mongo_collection,
     screen: DuplicateScreen | None,
+    refused: dict[int, str] | None = None,
 ) -> None:
     extract = _extractor(source.fields)
     required = [i for i, f in enumerate(source.fields) if f.column in source.natural_key]
@@ -225,6 +249,10 @@ def _copy_file(
             if obj is None:
                 rejected.append(record)
                 continue
+            if refused and record.number in refused:
+                detail = f"jsonb refuses it: {refused[record.number]}"
+                rejected.append(record._replace(reason="unsupported_json", detail=detail))
+                continue
             values = extract(obj)
             if not all(key_values(values)):
                 missing = [source.fields[i].column for i in required if not values[i]]
@@ -232,6 +260,13 @@ def _copy_file(
                     record._replace(reason="missing_key", detail=f"no value for {', '.join(missing)}")
                 )
                 continue
+            if mongo_collection is not None:
+                try:
+                    document = _mongo_document(load, record)
+                except _TooDeep:
+                    detail = f"nested deeper than {MAX_MIRROR_DEPTH} levels: the MongoDB copy cannot hold it"
+                    rejected.append(record._replace(reason="too_deep", detail=detail))
+                    continue
             fields_seen.update(obj)
             raw = record.raw
             digest = md5(raw).digest()
@@ -240,7 +275,7 @@ def _copy_file(
             write_row((load_id, file_name, record.number, *partition_values, digest, *values, raw))
             loaded += 1
             if mongo_collection is not None:
-                documents.append(_mongo_document(load, record))
+                documents.append(document)
                 if len(documents) >= MONGO_BATCH:
                     _mirror(mongo_collection, documents)
                     documents = []
@@ -249,6 +284,45 @@ def _copy_file(
     outcome.read, outcome.loaded = read, loaded
     outcome.quarantined.update(r.reason for r in rejected)
     _write_quarantine(conn, source, partition_key, load, rejected)
+
+
+def _refused_records(
+    conn: psycopg.Connection, source: Source, load: ledger.Load, path: Path
+) -> dict[int, str]:
+    """The records of a file whose raw JSON Postgres refuses as jsonb, with its message: batches are cast to
+    jsonb and a failing batch is halved until the refused records stand alone."""
+    refused: dict[int, str] = {}
+    batch: list[Record] = []
+    size = 0
+    for record in _records(source, path, FileOutcome(load)):
+        if record.obj is None:
+            continue
+        batch.append(record)
+        size += len(record.raw)
+        if len(batch) >= REFUSAL_BATCH_RECORDS or size >= REFUSAL_BATCH_BYTES:
+            _find_refused(conn, batch, refused)
+            batch, size = [], 0
+    _find_refused(conn, batch, refused)
+    return refused
+
+
+def _find_refused(conn: psycopg.Connection, batch: list[Record], refused: dict[int, str]) -> None:
+    if not batch:
+        return
+    try:
+        with conn.transaction():
+            conn.execute(
+                "SELECT count(raw::jsonb) FROM unnest(%s::text[]) AS r(raw)",
+                ([r.raw.decode() for r in batch],),
+            )
+        return
+    except psycopg.errors.DataError as exc:
+        if len(batch) == 1:
+            refused[batch[0].number] = exc.diag.message_primary or str(exc)
+            return
+    middle = len(batch) // 2
+    _find_refused(conn, batch[:middle], refused)
+    _find_refused(conn, batch[middle:], refused)
 
 
 def _write_quarantine(
@@ -345,12 +419,27 @@ def _mirror(collection, documents: list[dict]) -> None:
     collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in documents], ordered=False)
 
 
-def escape_keys(value):
-    """Mongo forbids `$` and `.` in keys: percent-encode them (and `%` itself, so it reverses exactly)."""
+class _TooDeep(Exception):
+    pass
+
+
+def escape_keys(value, depth: int = 1):
+    """Mongo forbids `$` and `.` in keys: percent-encode them (and `%` itself, so it reverses exactly); an integer
+    beyond BSON's becomes a Decimal128. Raises `_TooDeep` for a value nested deeper than `MAX_MIRROR_DEPTH` (the
+    record itself is level 1)."""
     if isinstance(value, dict):
-        return {_escape_key(k): escape_keys(v) for k, v in value.items()}
+        if depth > MAX_MIRROR_DEPTH:
+            raise _TooDeep
+        return {_escape_key(k): escape_keys(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [escape_keys(v) for v in value]
+        if depth > MAX_MIRROR_DEPTH:
+            raise _TooDeep
+        return [escape_keys(v, depth + 1) for v in value]
+    if type(value) is int and not -(2**63) <= value < 2**63:
+        # BSON integers are signed 64-bit; orjson reads integers up to 2**64. Decimal128 keeps them exact.
+        from bson.decimal128 import Decimal128
+
+        return Decimal128(str(value))
     return value
 
 

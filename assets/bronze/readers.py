@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,17 @@ MAX_EXPANSION_RATIO = 200
 EXPANSION_FLOOR = 256 << 20
 # One JSON document file is parsed whole; larger ones must arrive as JSON lines.
 MAX_JSON_DOCUMENT_BYTES = 512 << 20
+# An escaped NUL (jsonb cannot store U+0000): `\u0000` after an even run of backslashes. After an odd run
+# (`\\u0000`) it is a literal backslash followed by the text u0000, which jsonb stores like any text.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+_NUL_DETAIL = "\\u0000 cannot be stored in jsonb"
+# Byte-order marks of the wide encodings (UTF-32 first: its little-endian mark starts with UTF-16's).
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 class Record(NamedTuple):
@@ -49,6 +61,23 @@ class FileError(Exception):
 
 class _Truncated(Exception):
     pass
+
+
+def _has_nul_escape(raw: bytes) -> bool:
+    return b"\\u0000" in raw and _NUL_ESCAPE.search(raw) is not None
+
+
+def _wide_encoding(head: bytes) -> str | None:
+    """The UTF-16/32 encoding whose byte-order mark `head` starts with, if any."""
+    return next((encoding for bom, encoding in _WIDE_BOMS if head.startswith(bom)), None)
+
+
+def _refuse_wide(head: bytes) -> None:
+    """JSON must be UTF-8 (RFC 8259). Read as UTF-8, a UTF-16/32 file splits at every 0x0A byte into
+    garbage records; refused whole, the ledger says why."""
+    wide = _wide_encoding(head)
+    if wide:
+        raise FileError("unsupported_encoding", f"a {wide.upper()} byte-order mark: JSON must be UTF-8")
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -98,6 +127,7 @@ def jsonl_records(path: Path) -> Iterator[Record]:
     try:
         for chunk in _chunks(path):
             if first:
+                _refuse_wide(chunk)
                 chunk = chunk.removeprefix(codecs.BOM_UTF8)
                 first = False
             lines = (carry + chunk).split(b"\n") if carry else chunk.split(b"\n")
@@ -137,8 +167,8 @@ def _json_line(number: int, line: bytes) -> Record:
         return Record(
             number, line, reason="not_an_object", detail=f"a JSON {type(obj).__name__}, not an object"
         )
-    if b"\\u0000" in line:
-        return Record(number, line, reason="unsupported_json", detail="\\u0000 cannot be stored in jsonb")
+    if _has_nul_escape(line):
+        return Record(number, line, reason="unsupported_json", detail=_NUL_DETAIL)
     return Record(number, line, obj)
 
 
@@ -153,6 +183,7 @@ def json_document_records(path: Path, record_path: str) -> tuple[Iterator[Record
         data = b"".join(_chunks(path))
     except _Truncated as exc:
         raise FileError("truncated_gzip", "gzip stream ends before its end marker") from exc
+    _refuse_wide(data)
     try:
         documents, repairs = parse_json_document(data)
     except JsonRepairError as exc:
@@ -167,11 +198,16 @@ def json_document_records(path: Path, record_path: str) -> tuple[Iterator[Record
                     raw = orjson.dumps(item)
                     yield Record(number, raw, reason="not_an_object", detail=f"a JSON {type(item).__name__}")
                     continue
-                raw = orjson.dumps(item)
-                if b"\\u0000" in raw:
-                    yield Record(
-                        number, raw, reason="unsupported_json", detail="\\u0000 cannot be stored in jsonb"
-                    )
+                try:
+                    raw = orjson.dumps(item)
+                except orjson.JSONEncodeError as exc:
+                    # Parsed, but not writable as JSON again: nested deeper than orjson writes (254 levels),
+                    # or an integer beyond 64 bits read exactly by the repair parser. No bytes of it can be
+                    # kept (its text would need the same serialization); the archived file has them.
+                    yield Record(number, b"", reason="unsupported_json", detail=f"cannot be stored: {exc}")
+                    continue
+                if _has_nul_escape(raw):
+                    yield Record(number, raw, reason="unsupported_json", detail=_NUL_DETAIL)
                     continue
                 yield Record(number, raw, item)
 
@@ -214,9 +250,11 @@ class _ChunkReader(io.RawIOBase):
 
 
 def detect_encoding(path: Path) -> str:
-    """utf-8 (BOM or not) if every byte decodes, else cp1252 if it does, else latin-1 (total). One streaming
-    pass; the decision is recorded in the ledger."""
-    for encoding in ("utf-8-sig", "cp1252"):
+    """The encoding a UTF-16/32 byte-order mark names if the file decodes with it (read as cp1252 instead,
+    every other byte would be a NUL), else utf-8 (BOM or not) if every byte decodes, else cp1252 if it does,
+    else latin-1 (total). One streaming pass per candidate; the decision is recorded in the ledger."""
+    wide = _wide_encoding(_head(path))
+    for encoding in ([wide] if wide else []) + ["utf-8-sig", "cp1252"]:
         decoder = codecs.getincrementaldecoder(encoding)()
         try:
             for chunk in _chunks(path):
@@ -230,15 +268,32 @@ def detect_encoding(path: Path) -> str:
     return "latin-1"
 
 
+def _head(path: Path) -> bytes:
+    """The first chunk of the file's (decompressed) bytes."""
+    chunks = _chunks(path)
+    try:
+        return next(chunks, b"")
+    except _Truncated:
+        return b""
+    finally:
+        chunks.close()
+
+
 def csv_records(path: Path, encoding: str) -> Iterator[Record]:
     text = io.TextIOWrapper(io.BufferedReader(_ChunkReader(_chunks(path))), encoding=encoding, newline="")
-    reader = csv.reader(text)
+    # Strict: a quote left open (or text after a closing quote) refuses the file, naming the record. Lenient,
+    # an unclosed quote silently swallows every later row into one field of one record.
+    reader = csv.reader(text, strict=True)
     number = 0
     try:
         header = next(reader, None)
         if header is None:
             return
         width = len(header)
+        # Columns sharing a name: a row is one JSON object only if they hold the same value.
+        repeated = {
+            name: [i for i, n in enumerate(header) if n == name] for name in header if header.count(name) > 1
+        }
         for row in reader:
             if not row:
                 continue
@@ -252,14 +307,28 @@ def csv_records(path: Path, encoding: str) -> Iterator[Record]:
                     detail=f"{len(row)} fields where the header has {width}",
                 )
                 continue
+            if repeated:
+                clash = next((name for name, at in repeated.items() if len({row[i] for i in at}) > 1), None)
+                if clash is not None:
+                    yield Record(
+                        number,
+                        raw_text,
+                        reason="ambiguous_csv_row",
+                        detail=f"the columns named {clash!r} hold different values; one object would keep one",
+                    )
+                    continue
             obj = dict(zip(header, row, strict=True))
-            yield Record(number, orjson.dumps(obj), obj)
+            raw = orjson.dumps(obj)
+            if _has_nul_escape(raw):  # a NUL character in a value or a column name
+                yield Record(number, raw_text, reason="unsupported_json", detail=_NUL_DETAIL)
+                continue
+            yield Record(number, raw, obj)
     except _Truncated:
         yield Record(
             number + 1, b"", reason="truncated_gzip", detail="gzip stream ends before its end marker"
         )
     except csv.Error as exc:
-        raise FileError("malformed_csv", f"after record {number}: {exc}") from exc
+        raise FileError("malformed_csv", f"record {number + 1}: {exc}") from exc
 
 
 def _csv_line(row: list[str]) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 
 import orjson
 
@@ -25,7 +26,16 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+def _finite_float(text: str) -> float:
+    # The strict parse refuses a number beyond a double (1e400); the repair parse must not turn it into
+    # infinity, which would be written out again as null.
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is beyond a double")
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def parse_json_document(data: bytes) -> tuple[list, list[str]]:
