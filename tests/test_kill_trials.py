@@ -38,6 +38,7 @@ from strata.generate import generate
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 TRIALS = 10
+VECTOR_DOCUMENTS = 400
 SEED = 20261123
 PARTITION = "2026-11-01|instagram"
 DAYS = ["2026-11-01", "2026-11-02"]
@@ -226,6 +227,12 @@ def test_a_vector_sync_killed_anywhere_then_rerun_matches_postgres(platform, tmp
     qdrant = QdrantResource(url=(tmp_path / "qdrant").as_uri())
     embedder = EmbeddingModelResource()
     with postgres.connect() as conn:
+        # A few hundred documents: each trial writes the index from scratch, twenty times in all.
+        conn.execute(
+            """DELETE FROM silver.content_documents WHERE document_key NOT IN
+               (SELECT document_key FROM silver.content_documents ORDER BY document_key LIMIT %s)""",
+            (VECTOR_DOCUMENTS,),
+        )
         expected = {d.point_id: d.content_hash for d in read_documents(conn)}
 
     def state():
