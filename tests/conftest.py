@@ -26,6 +26,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def isolated_env(home: Path, *, dagster: bool = True) -> dict[str, str]:
+    """The environment of a `strata` subprocess with its own STRATA_HOME on free ports, none of the caller's
+    STRATA_* / DAGSTER_* settings leaking in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATA_", "DAGSTER_"))}
+    env |= {"STRATA_HOME": str(home), "STRATA_POSTGRES_PORT": str(free_port())}
+    if dagster:
+        env["STRATA_DAGSTER_PORT"] = str(free_port())
+    return env
+
+
 @pytest.fixture(scope="session")
 def strata_home() -> Iterator[Path]:
     # Short and outside the repo: Postgres' data dir parents must be traversable by its system user.

@@ -5,7 +5,6 @@ GraphQL API only, as a user watching the UI would; the generator's manifest says
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from assets.vector.search import COLLECTION
-from tests.conftest import free_port
+from tests.conftest import isolated_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
 
@@ -108,12 +107,7 @@ class Dagster:
 @pytest.fixture(scope="module")
 def stack():
     home = Path(tempfile.mkdtemp(prefix="strata-e2e-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATA_", "DAGSTER_"))}
-    env |= {
-        "STRATA_HOME": str(home),
-        "STRATA_POSTGRES_PORT": str(free_port()),
-        "STRATA_DAGSTER_PORT": str(free_port()),
-    }
+    env = isolated_env(home)
     # `strata up` lands the sample drop itself when the landing zone is empty.
     up = subprocess.run([STRATA, "up"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     try:

@@ -3,7 +3,6 @@ summary, and its exit status says whether every run succeeded and every blocking
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import isolated_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -24,8 +23,7 @@ STRATA = str(Path(sys.executable).with_name("strata"))
 @pytest.fixture
 def demo_env():
     home = Path(tempfile.mkdtemp(prefix="strata-demo-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATA_", "DAGSTER_"))}
-    env |= {"STRATA_HOME": str(home), "STRATA_POSTGRES_PORT": str(free_port())}
+    env = isolated_env(home, dagster=False)
     try:
         yield env
     finally:

@@ -15,7 +15,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import isolated_env
 
 REPO = Path(__file__).resolve().parent.parent
 STRATA = str(Path(sys.executable).with_name("strata"))
@@ -33,12 +33,7 @@ def graphql(url: str, query: str) -> dict:
 @pytest.fixture(scope="module")
 def platform():
     home = Path(tempfile.mkdtemp(prefix="strata-up-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATA_", "DAGSTER_"))}
-    env |= {
-        "STRATA_HOME": str(home),
-        "STRATA_POSTGRES_PORT": str(free_port()),
-        "STRATA_DAGSTER_PORT": str(free_port()),
-    }
+    env = isolated_env(home)
     up = subprocess.run(
         [STRATA, "up", "--no-sample"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
     )
