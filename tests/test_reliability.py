@@ -1,0 +1,586 @@
+"""Reliability of the platform against the failures it must survive, each on the real chain: embedded Postgres,
+the generator's drop loaded by the bronze assets, dbt run through the Dagster dbt assets, Qdrant local mode
+and the offline embedding model.
+
+1. Qdrant unavailable — its local store held by another process, or a server URL refusing connections:
+   silver and gold still build, `vector/content_index` fails after its retry policy with an error naming the
+   store, and once a working store is back the index catches up (exactly the documents it lacks) and its
+   blocking check `postgres_qdrant_consistent` passes.
+2. Secrets given through the environment (warehouse password, Qdrant API key, alert-webhook token, PII salt)
+   appear nowhere Dagster records runs — run config and tags, snapshots, the event log with every
+   materialization's metadata, compute logs, any file of the instance — nor in any file under dbt's target
+   folder, nor in the alerts posted for failed runs.
+3. CDC files of `cdc_brands` landing in any order and any batching (hypothesis): after every batch
+   silver.brands is the replay of the landed events by change sequence, and once every file has landed it is
+   the generator's final state exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import importlib
+import io
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import dagster as dg
+import orjson
+import psycopg
+import pytest
+from dagster._serdes import serialize_value
+from hypothesis import Phase, event, example, given, settings
+from hypothesis import strategies as st
+from psycopg import sql
+
+from assets.bronze.factory import bronze_assets
+from assets.bronze.sources import SOURCES
+from assets.observability.alerts import WEBHOOK_ENV, run_failure_alert
+from assets.transform.env import dbt_env
+from assets.transform.project import DBT_PROJECT_DIR, dbt_project
+from assets.vector.content_index import content_index, read_documents, vector_checks
+from assets.vector.search import COLLECTION
+from assets.vector.sync import stored_points
+from resources import (
+    EmbeddingModelResource,
+    LandingZoneResource,
+    MongoResource,
+    PostgresResource,
+    QdrantResource,
+)
+from strata.config import with_database
+from strata.generate import cdc, generate
+from tests.conftest import free_port
+
+BRONZE = {a.key.path[-1]: a for a in bronze_assets}
+DAY_1, DAY_2 = "2026-11-01", "2026-11-02"
+INDEX = content_index.op.name
+# The index's RetryPolicy: 3 retries, exponential from 5 s (waits of 5, 15 and 35 s).
+INDEX_RETRIES = 3
+BRANDS = dg.AssetKey(["silver", "brands"])
+LOCKER = (
+    "import sys, time\n"
+    "from qdrant_client import QdrantClient\n"
+    "client = QdrantClient(path=sys.argv[1])\n"
+    "print('locked', flush=True)\n"
+    "time.sleep(900)\n"
+)
+
+
+# -- fixtures and steps ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def transform():
+    """The dbt assets, with the manifest prepared first (`dbt parse`, partial parsing keeps it quick)."""
+    dbt_project.preparer.prepare(dbt_project)
+    return importlib.import_module("assets.transform")
+
+
+@pytest.fixture(scope="module")
+def platform(warehouse: PostgresResource, transform, tmp_path_factory) -> dict:
+    """Two days of the scale-1 drop generated (campaigns into an on-disk Mongo store); day 1 and the
+    unpartitioned sources landed and loaded into bronze by their assets, partition by partition. Day 2 stays
+    in the drop until a test lands it."""
+    out = tmp_path_factory.mktemp("drop")
+    mongo = MongoResource(url=tmp_path_factory.mktemp("mongo").as_uri(), database_name="strata")
+    with mongo.database() as database:
+        manifest = generate(out, scale=1, days=2, seed=7, mongo_db=database)
+    (out / "manifest.json").unlink()
+    landing = LandingZoneResource(root=str(tmp_path_factory.mktemp("landing")))
+    drop = {"out": out, "manifest": manifest, "mongo": mongo, "landing": landing}
+    resources = {"postgres": warehouse, "mongo": mongo, "landing": landing}
+    load_day(drop, resources, DAY_1)
+    dg.materialize([BRONZE["mongo_campaigns"]], resources=resources)
+    return drop
+
+
+@pytest.fixture(scope="module")
+def index_store(tmp_path_factory) -> QdrantResource:
+    """The working Qdrant local store the index catches up into (shared by the module's tests)."""
+    return QdrantResource(url=(tmp_path_factory.mktemp("qdrant") / "store").as_uri())
+
+
+def load_day(drop: dict, resources: dict, day: str) -> None:
+    """Land the drop's files of `day` (day 1 also lands the unpartitioned sources) and load each partition."""
+    for path in sorted(p for p in drop["out"].rglob("*") if p.is_file()):
+        relative = path.relative_to(drop["out"]).as_posix()
+        if f"date={day}" in relative or ("date=" not in relative and day == DAY_1):
+            target = drop["landing"].root_path / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    for source in SOURCES:
+        for key in sorted(drop["manifest"]["sources"][source.name]["partitions"]):
+            if key.startswith(day) or (key == "all" and day == DAY_1):
+                result = dg.materialize(
+                    [BRONZE[source.name]], partition_key=None if key == "all" else key, resources=resources
+                )
+                assert result.success, (source.name, key)
+
+
+def build_silver_gold_and_index(transform, resources: dict, days: list[str], *, instance=None) -> dict:
+    """Every dbt model through Dagster — unpartitioned silver, the daily and date × network ranges of `days`,
+    then the models built after partitions in one run with `vector/content_index` and its checks."""
+    by_name = {a.op.name: a for a in transform.dbt_assets}
+    unpartitioned = by_name["dbt_unpartitioned"]
+    after = transform.built_after_partitions(transform.dbt_assets)
+    runs = {
+        "dbt_unpartitioned": dg.materialize(
+            [unpartitioned],
+            selection=dg.AssetSelection.assets(*(unpartitioned.keys - after)),
+            resources=resources,
+            instance=instance,
+        )
+    }
+    for name in ("dbt_daily", "dbt_date_network"):
+        runs[name] = dg.materialize(
+            [by_name[name]],
+            resources=resources,
+            tags=transform.range_tags(by_name[name], days),
+            instance=instance,
+        )
+    index_run = dg.materialize(
+        [unpartitioned, content_index, *vector_checks],
+        selection=dg.AssetSelection.assets(*after, content_index.key),
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+    return {"runs": runs, "index_run": index_run, "after": after}
+
+
+def assert_silver_and_gold_built(built: dict) -> None:
+    """Every dbt step succeeded, every dbt test passed, and every model built after partitions materialized."""
+    for op, result in [*built["runs"].items(), ("dbt_unpartitioned", built["index_run"])]:
+        assert result.is_node_success(op), op
+        tests = [e for e in result.get_asset_check_evaluations() if e.asset_key != content_index.key]
+        assert tests and [e.check_name for e in tests if not e.passed] == [], op
+    materialized = built["index_run"].asset_materializations_for_node("dbt_unpartitioned")
+    assert {m.asset_key for m in materialized} == built["after"]
+
+
+def index_failure(result: dg.ExecuteInProcessResult) -> str:
+    """The index step failed after every retry, materialized nothing and its checks never ran; returns the
+    failure's message with its causes."""
+    assert not result.success and result.is_node_failed(INDEX)
+    retries = [
+        e for e in result.events_for_node(INDEX) if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
+    ]
+    assert len(retries) == INDEX_RETRIES
+    assert result.asset_materializations_for_node(INDEX) == []
+    assert [e for e in result.get_asset_check_evaluations() if e.asset_key == content_index.key] == []
+    error, messages = result.failure_data_for_node(INDEX).error, []
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    return "\n".join(messages)
+
+
+def index_state(warehouse: PostgresResource, qdrant: QdrantResource) -> dict[str, set[str]]:
+    """silver.content_documents against the store: every document's point id, the points missing or stale
+    (another content hash), and the orphan points."""
+    with warehouse.connect() as conn:
+        expected = {document.point_id: document.content_hash for document in read_documents(conn)}
+    with qdrant.client() as client:
+        stored = {}
+        if client.collection_exists(COLLECTION):
+            stored = {pid: p.get("content_hash") for pid, p in stored_points(client, COLLECTION).items()}
+    return {
+        "documents": set(expected),
+        "behind": {pid for pid, digest in expected.items() if stored.get(pid) != digest},
+        "orphans": set(stored) - set(expected),
+    }
+
+
+def assert_caught_up(result: dg.ExecuteInProcessResult, before: dict, warehouse, qdrant) -> None:
+    """The sync embedded exactly the points that were behind, deleted exactly the orphans, and both checks
+    (the blocking Postgres ↔ Qdrant consistency among them) passed."""
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node(INDEX)
+    metadata = {name: value.value for name, value in materialization.metadata.items()}
+    assert (metadata["dagster/row_count"], metadata["embedded"], metadata["deleted"]) == (
+        len(before["documents"]),
+        len(before["behind"]),
+        len(before["orphans"]),
+    )
+    assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
+        "postgres_qdrant_consistent": True,
+        "vectors_match_the_model": True,
+    }
+    after = index_state(warehouse, qdrant)
+    assert (after["behind"], after["orphans"]) == (set(), set())
+
+
+@contextmanager
+def held_by_another_process(store: Path) -> Iterator[None]:
+    """A second process holding the Qdrant local store open (local mode admits one client per folder)."""
+    holder = subprocess.Popen([sys.executable, "-c", LOCKER, str(store)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+        holder.stdout.close()
+
+
+# -- 1. Qdrant unavailable, then back ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_qdrant_store_held_by_another_process_fails_only_the_index_which_catches_up_once_released(
+    platform, warehouse, transform, index_store
+):
+    store = Path(urlsplit(index_store.url).path)
+    resources = {
+        "postgres": warehouse,
+        "dbt": transform.dbt_resource(),
+        "qdrant": index_store,
+        "embedder": EmbeddingModelResource(),
+    }
+
+    with held_by_another_process(store):
+        built = build_silver_gold_and_index(transform, resources, [DAY_1])
+
+    assert_silver_and_gold_built(built)
+    message = index_failure(built["index_run"])
+    assert f"QdrantUnavailableError: Qdrant local store {store} is in use by another process" in message
+    before = index_state(warehouse, index_store)
+    assert before["behind"] and len(before["documents"]) > 500
+
+    caught_up = dg.materialize([content_index, *vector_checks], resources=resources)
+
+    assert_caught_up(caught_up, before, warehouse, index_store)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Failed to obtain server version")
+def test_qdrant_server_refusing_connections_fails_only_the_index_which_catches_up_on_a_working_store(
+    platform, warehouse, transform, index_store
+):
+    port = free_port()
+    resources = {
+        "postgres": warehouse,
+        "dbt": transform.dbt_resource(),
+        "qdrant": QdrantResource(url=f"http://127.0.0.1:{port}"),
+        "embedder": EmbeddingModelResource(),
+    }
+    # Day 2 arrives while the server is down.
+    load_day(
+        platform, {"postgres": warehouse, "mongo": platform["mongo"], "landing": platform["landing"]}, DAY_2
+    )
+
+    built = build_silver_gold_and_index(transform, resources, [DAY_2])
+
+    assert_silver_and_gold_built(built)
+    message = index_failure(built["index_run"])
+    assert (
+        f"QdrantUnavailableError: Qdrant server http://127.0.0.1:{port} is unreachable: ConnectError"
+        in message
+    )
+    before = index_state(warehouse, index_store)
+    assert before["behind"]  # at least day 2's documents
+
+    caught_up = dg.materialize(
+        [content_index, *vector_checks], resources={**resources, "qdrant": index_store}
+    )
+
+    assert_caught_up(caught_up, before, warehouse, index_store)
+
+
+# -- 2. secrets never leak -------------------------------------------------------------------------------
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[tuple[int, list[tuple[str, bytes]]]]:
+    """A real HTTP endpoint recording each POST's path and body."""
+    received: list[tuple[str, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 — the http.server API
+            received.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port, received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def recorded_by(instance: dg.DagsterInstance) -> dict[str, bytes]:
+    """Everything the instance recorded: each run (config, tags) with its job and plan snapshots, every event
+    log entry, and every file under the instance's root (storage databases, compute logs)."""
+    found: dict[str, bytes] = {}
+    for run in instance.get_runs():
+        found[f"run {run.run_id}"] = serialize_value(run).encode()
+        found[f"job snapshot {run.run_id}"] = serialize_value(
+            instance.get_job_snapshot(run.job_snapshot_id)
+        ).encode()
+        plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+        found[f"plan snapshot {run.run_id}"] = serialize_value(plan).encode()
+        for number, entry in enumerate(instance.all_logs(run.run_id)):
+            found[f"event {run.run_id} #{number}"] = serialize_value(entry).encode()
+    for path in Path(instance.root_directory).rglob("*"):
+        if path.is_file():
+            found[str(path)] = path.read_bytes()
+    return found
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    found = {}
+    for path in folder.rglob("*"):
+        try:
+            found[str(path)] = path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError):  # another run's invocation folder, just removed
+            continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings(
+    "ignore:Failed to obtain server version", "ignore:Api key is used with an insecure"
+)
+def test_secrets_given_through_the_environment_appear_nowhere_runs_are_recorded(
+    platform, warehouse, transform, index_store, monkeypatch
+):
+    from strata.definitions import build_resources
+
+    secret = {
+        name: f"{name}-{secrets.token_hex(16)}" for name in ("password", "api-key", "hook-token", "salt")
+    }
+    parts = urlsplit(warehouse.url)
+
+    def warehouse_url(port: int) -> str:
+        return urlunsplit(
+            parts._replace(netloc=f"{parts.username}:{secret['password']}@{parts.hostname}:{port}")
+        )
+
+    with_password = warehouse_url(parts.port)
+    for name in dbt_env(with_password):  # set by the dbt assets in this process: restored afterwards
+        monkeypatch.delenv(name, raising=False)
+    environment = {
+        "STRATA_POSTGRES_URL": with_password,
+        "STRATA_MONGO_URL": platform["mongo"].url,
+        "STRATA_MONGO_DATABASE": platform["mongo"].database_name,
+        "STRATA_QDRANT_URL": index_store.url,
+        "STRATA_QDRANT_API_KEY": secret["api-key"],
+        "STRATA_LANDING_DIR": platform["landing"].root,
+        "STRATA_PII_SALT": secret["salt"],
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    with webhook_receiver() as (port, alerts), dg.instance_for_test() as instance:
+        monkeypatch.setenv(WEBHOOK_ENV, f"http://127.0.0.1:{port}/hooks/{secret['hook-token']}")
+        # The code location loading under `dagster dev` prepares the dbt project with this environment.
+        dbt_project.preparer.prepare(dbt_project)
+        loads = [
+            dg.materialize(
+                [BRONZE["social_posts"]],
+                partition_key=f"{DAY_1}|tiktok",
+                resources=build_resources(),
+                instance=instance,
+            ),
+            dg.materialize([BRONZE["mongo_campaigns"]], resources=build_resources(), instance=instance),
+        ]
+        built = build_silver_gold_and_index(transform, build_resources(), [DAY_1], instance=instance)
+        # Two failing runs: dbt against a warehouse that refuses connections, the index against a Qdrant
+        # server that does (the API key in use).
+        monkeypatch.setenv("STRATA_POSTGRES_URL", warehouse_url(free_port()))
+        dbt_down = dg.materialize(
+            [next(a for a in transform.dbt_assets if a.op.name == "dbt_unpartitioned")],
+            selection=dg.AssetSelection.assets(BRANDS),
+            resources=build_resources(),
+            instance=instance,
+            raise_on_error=False,
+        )
+        monkeypatch.setenv("STRATA_POSTGRES_URL", with_password)
+        monkeypatch.setenv("STRATA_QDRANT_URL", f"http://127.0.0.1:{free_port()}")
+        qdrant_down = dg.materialize(
+            [content_index], resources=build_resources(), instance=instance, raise_on_error=False
+        )
+        for failed in (dbt_down, qdrant_down):
+            failure = next(e for e in failed.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+            run_failure_alert(
+                dg.build_run_status_sensor_context(
+                    sensor_name="run_failure_alert",
+                    dagster_instance=instance,
+                    dagster_run=failed.dagster_run,
+                    dagster_event=failure,
+                ).for_run_failure()
+            )
+        stored = recorded_by(instance)
+
+    # The secrets were in use: every run went through, dbt had the password, the salt hashed silver's PII,
+    # the API key's server mode was the one that failed, and the alerts reached the token's URL.
+    assert all(result.success for result in [*loads, *built["runs"].values(), built["index_run"]])
+    assert not dbt_down.success and dbt_down.is_node_failed("dbt_unpartitioned")
+    assert "Qdrant server http://127.0.0.1:" in index_failure(qdrant_down)
+    assert os.environ["STRATA_DBT_PASSWORD"] == secret["password"]  # handed to dbt by the dbt assets
+    with warehouse.connect() as conn:
+        email, email_hash = conn.execute(
+            """SELECT b.raw ->> 'email', s.email_hash FROM bronze.video_users b
+               JOIN silver.video_users s USING (user_id) ORDER BY user_id LIMIT 1"""
+        ).fetchone()
+    assert email_hash == hashlib.sha256((secret["salt"] + email.strip().lower()).encode()).hexdigest()
+    assert [path for path, _ in alerts] == [f"/hooks/{secret['hook-token']}"] * 2
+    assert [
+        failed.run_id.encode() in body
+        for failed, (_, body) in zip((dbt_down, qdrant_down), alerts, strict=True)
+    ] == [True, True]
+    # What was searched: the 8 runs, and compute logs holding dbt's output among the instance's files.
+    assert len([name for name in stored if name.startswith("run ")]) == 8
+    compute_logs = [content for name, content in stored.items() if "compute_logs" in name]
+    assert any(b"model silver.brands" in content for content in compute_logs)
+
+    searched = {**stored, **files_under(DBT_PROJECT_DIR / "target")}
+    searched.update({f"alert {i}": body for i, (_, body) in enumerate(alerts)})
+    leaks = [
+        (name, where)
+        for name, value in secret.items()
+        for where, content in searched.items()
+        if value.encode() in content
+    ]
+    assert leaks == []
+
+
+# -- 3. CDC files arriving in every order ------------------------------------------------------------------
+
+CDC_FILES = 1 + cdc.CHANGE_FILES  # the LOAD snapshot and the change files
+CDC_SEEDS = (7, 42, 2026)
+MAX_BATCHES = 4
+COLUMNS = ("brand_id", "name", "category", "country", "is_active", "updated_at")
+
+
+@pytest.fixture(scope="module")
+def cdc_drops(tmp_path_factory) -> dict[int, dict]:
+    """One cdc_brands drop per seed: its folder, its files in path order, and the manifest's expectations."""
+    drops = {}
+    for seed in CDC_SEEDS:
+        out = tmp_path_factory.mktemp(f"cdc{seed}")
+        report = generate(out, sources=["cdc_brands"], seed=seed)["sources"]["cdc_brands"]
+        files = sorted(f["path"] for f in report["files"])
+        assert len(files) == CDC_FILES
+        drops[seed] = {"out": out, "files": files, "expect": report["expect"]}
+    return drops
+
+
+@pytest.fixture(scope="module")
+def cdc_warehouse(strata_env: dict[str, str]) -> Iterator[PostgresResource]:
+    """A database of its own: each example starts from empty bronze, ledger and silver schemas."""
+    name = "t_test_reliability_cdc"
+    admin = with_database(strata_env["STRATA_POSTGRES_URL"], "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield PostgresResource(url=with_database(strata_env["STRATA_POSTGRES_URL"], name))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@st.composite
+def arrivals(draw) -> tuple[int, list[list[int]]]:
+    """A seed, and the drop's files (by index, in path order) in a drawn order, cut into a drawn number of
+    batches (1 to MAX_BATCHES, to bound the dbt runs) at drawn places."""
+    seed = draw(st.sampled_from(CDC_SEEDS))
+    order = draw(st.permutations(range(CDC_FILES)))
+    count = draw(st.integers(1, MAX_BATCHES))
+    cuts = sorted(draw(st.sets(st.integers(1, CDC_FILES - 1), min_size=count - 1, max_size=count - 1)))
+    bounds = [0, *cuts, CDC_FILES]
+    return seed, [list(order[start:end]) for start, end in zip(bounds, bounds[1:], strict=False)]
+
+
+def replay(out: Path, landed: list[str]) -> list[dict]:
+    """The contract, independently of dbt: a LOAD row is the oldest event of its key; among the I/U/D change
+    rows (B before-images never apply) the highest header__change_seq wins; a winning D means no row."""
+    winner: dict[str, tuple[str, str, dict]] = {}
+    for relative in landed:
+        text = gzip.decompress((out / relative).read_bytes()).decode()
+        for row in csv.DictReader(io.StringIO(text, newline="")):
+            seq, oper = row.get("header__change_seq", ""), row.get("header__change_oper", "L")
+            if oper != "B" and (row["brand_id"] not in winner or seq > winner[row["brand_id"]][0]):
+                winner[row["brand_id"]] = (seq, oper, {c: row[c] for c in COLUMNS})
+    return [row for _, (_, oper, row) in sorted(winner.items()) if oper != "D"]
+
+
+def silver_brands(warehouse: PostgresResource) -> list[dict]:
+    with warehouse.connect() as conn:
+        rows = conn.execute(
+            """SELECT brand_id, brand_name, category, country, is_active::text,
+                      to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS')
+               FROM silver.brands ORDER BY brand_id"""
+        ).fetchall()
+    return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+
+
+@pytest.mark.slow
+@settings(max_examples=6, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate))
+@given(arrival=arrivals())
+# One file at a time: the change files newest first, the LOAD snapshot last.
+@example(arrival=(42, [[6], [5], [4], [3], [2], [1], [0]]))
+def test_cdc_files_landing_in_any_order_and_batching_end_as_the_final_state(
+    arrival, cdc_drops, cdc_warehouse, transform
+):
+    seed, batches = arrival
+    event(f"{len(batches)} batches")
+    drop = cdc_drops[seed]
+    unpartitioned = next(a for a in transform.dbt_assets if a.op.name == "dbt_unpartitioned")
+    with cdc_warehouse.connect() as conn:
+        conn.execute("DROP SCHEMA IF EXISTS bronze, ledger, silver CASCADE")
+    with tempfile.TemporaryDirectory(prefix="cdc-") as scratch:
+        root = Path(scratch, "landing")
+        root.mkdir()
+        resources = {
+            "postgres": cdc_warehouse,
+            "mongo": MongoResource(url=Path(scratch, "mongo").as_uri()),  # unused: no Mongo copy of CDC
+            "landing": LandingZoneResource(root=str(root)),
+            "dbt": transform.dbt_resource(),
+        }
+        landed: list[str] = []
+        for batch in batches:
+            files = [drop["files"][i] for i in batch]
+            for relative in files:
+                (root / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(drop["out"] / relative, root / relative)
+
+            loaded = dg.materialize([BRONZE["cdc_brands"]], resources=resources)
+            built = dg.materialize(
+                [unpartitioned], selection=dg.AssetSelection.assets(BRANDS), resources=resources
+            )
+
+            landed += files
+            (materialization,) = loaded.asset_materializations_for_node(BRONZE["cdc_brands"].op.name)
+            assert (
+                materialization.metadata["files"].value,
+                materialization.metadata["files_errored"].value,
+            ) == (
+                len(files),
+                0,
+            )
+            checks = built.get_asset_check_evaluations()
+            assert checks and [e.check_name for e in checks if not e.passed] == []
+            assert silver_brands(cdc_warehouse) == replay(drop["out"], landed)
+
+    final = silver_brands(cdc_warehouse)
+    assert final == drop["expect"]["final_state"] and len(final) == drop["expect"]["final_count"]
+    digest = hashlib.sha256(orjson.dumps(final, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    assert digest == drop["expect"]["final_state_sha256"]
