@@ -3,9 +3,6 @@
 Each scenario (a name in SCENARIOS) measures Strata and its anchors and returns figures, ratios and targets;
 `run` prints a table with the machine it ran on and writes `$STRATA_HOME/bench/latest.json`. A missed target
 is reported ("met": false), not an error. `STRATA_BENCH_QUICK=1` shrinks every input ~10× for a smoke run.
-
-Later scenarios (incremental partition cost through silver/gold, vector index throughput vs raw
-`model.encode`, sensor latency) are more entries of SCENARIOS.
 """
 
 from __future__ import annotations
