@@ -375,7 +375,8 @@ def test_secrets_given_through_the_environment_appear_nowhere_runs_are_recorded(
         )
 
     with_password = warehouse_url(parts.port)
-    for name in dbt_env(with_password):  # set by the dbt assets in this process: restored afterwards
+    # Set by the dbt assets in this process: restored afterwards.
+    for name in dbt_env(with_password, secret["salt"]):
         monkeypatch.delenv(name, raising=False)
     environment = {
         "STRATA_POSTGRES_URL": with_password,

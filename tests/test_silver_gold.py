@@ -28,7 +28,8 @@ from strata.generate import generate
 
 REPO = Path(__file__).resolve().parents[1]
 BRONZE = {a.key.path[-1]: a for a in bronze_assets}
-SALT = "test-salt-7f3a"
+# A space and a backslash: the salt reaches Postgres through libpq's connection options, which escape both.
+SALT = "test salt\\7f3a"
 LAYERS = ("silver", "gold")
 
 
@@ -126,7 +127,7 @@ def test_every_dbt_test_is_an_asset_check_and_passes(built):
 def test_unit_tests_of_the_tricky_logic_and_every_gold_kpi_pass(built, warehouse):
     """dbt unit tests (hand-computed fixtures): count parsing, key drift, dedup order, media typing, CDC
     application, SCD2, completion capping, and the arithmetic of every gold mart."""
-    os.environ.update(dbt_env(warehouse.url))
+    os.environ.update(dbt_env(warehouse.url, SALT))
     invocation = built["resources"]["dbt"].cli(["test", "--select", "test_type:unit"], raise_on_error=False)
     invocation.wait()
     results = invocation.get_artifact("run_results.json")["results"]
@@ -171,6 +172,12 @@ def test_dbt_env_derives_the_profile_from_one_url():
     socket = dbt_env("postgresql://postgres:@/strata?host=/tmp/pg")
     assert socket["STRATA_DBT_HOST"] == "/tmp/pg" and socket["STRATA_DBT_PORT"] == "5432"
     assert socket["STRATA_DBT_PASSWORD"] == ""
+    assert "PGOPTIONS" not in socket
+
+
+def test_dbt_env_gives_the_pii_salt_as_a_session_setting_escaped_for_libpq():
+    env = dbt_env("postgresql://postgres:@/strata?host=/tmp/pg", pii_salt="a b\\c\td")
+    assert env["PGOPTIONS"] == "-c strata.pii_salt=a\\ b\\\\c\\\td"
 
 
 def test_sql_is_sqlfluff_clean():
@@ -420,6 +427,17 @@ def test_pii_hashes_use_the_salt(built, warehouse):
     found = _rows(warehouse, "SELECT email_hash FROM silver.video_users WHERE user_id = 'usr_0000000'")[0][0]
     assert found == hashlib.sha256((SALT + email.strip().lower()).encode()).hexdigest()
     assert found != hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def test_the_pii_salt_never_rests_in_sql_or_parse_state(built):
+    """The salt hashes in Postgres from the session setting: neither the SQL dbt compiles (left in target/ by a
+    killed run, logged by a server logging statements) nor dbt's partial-parse state holds it."""
+    invocation = built["resources"]["dbt"].cli(["compile", "--select", "video_users"])
+    invocation.wait()
+    compiled = next(invocation.target_path.rglob("compiled/**/video_users.sql")).read_text()
+    assert "current_setting('strata.pii_salt')" in compiled
+    parse_state = (DBT_PROJECT_DIR / "target" / "partial_parse.msgpack").read_bytes()
+    assert SALT not in compiled and SALT.encode() not in parse_state
 
 
 def test_full_refresh_is_run_config(built):

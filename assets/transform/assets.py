@@ -85,7 +85,7 @@ def _build(
     partitioning: str,
 ) -> Iterator:
     # One source of truth for the warehouse: the Postgres resource's URL, handed to profiles.yml.
-    os.environ.update(dbt_env(postgres.url))
+    os.environ.update(dbt_env(postgres.url, os.environ.get("STRATA_PII_SALT")))
     window: dict[str, str] = {}
     args = ["build"]
     if partitioning == "none":
