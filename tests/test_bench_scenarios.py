@@ -49,14 +49,22 @@ def test_vector_index_report(settings, monkeypatch):
     scenario = json.loads(report_path(settings).read_text())["scenarios"]["vector_index"]
     assert scenario["error"] is None, scenario
     figures = scenario["figures"]
-    assert set(figures) == {"raw model.encode", "raw client.upsert", "sync (full)", "sync (unchanged)"}
+    assert set(figures) == {
+        "raw model.encode",
+        "raw client.upsert",
+        "sync (full)",
+        "sync (unchanged)",
+        "sync (precomputed vectors)",
+    }
     assert figures["sync (full)"]["texts"] == figures["raw model.encode"]["texts"] == 80
     assert figures["raw client.upsert"]["texts"] == 80
     assert figures["sync (unchanged)"]["texts"] == 0
     assert figures["sync (unchanged)"]["unchanged"] == 80
+    assert figures["sync (precomputed vectors)"]["texts"] == 80
     assert set(scenario["ratios"]) == {
         "sync encode/raw encode",
         "sync end-to-end/raw encode",
+        "sync writes (overlapped with encode)/raw upsert",
         "sync writes/raw upsert",
         "unchanged re-run/full sync",
     }
