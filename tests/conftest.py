@@ -10,7 +10,10 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -86,19 +89,51 @@ def landing(tmp_path: Path) -> LandingZoneResource:
     return LandingZoneResource(root=str(root))
 
 
-@pytest.fixture(scope="module")
-def warehouse(strata_env: dict[str, str], request: pytest.FixtureRequest) -> Iterator[PostgresResource]:
-    """A fresh database of the embedded server for one test module, dropped afterwards."""
+@contextmanager
+def scratch_database(strata_env: dict[str, str], name: str) -> Iterator[PostgresResource]:
+    """A fresh database `name` of the embedded server, dropped afterwards."""
     import psycopg
     from psycopg import sql
 
     from strata.config import with_database
 
-    name = "t_" + request.module.__name__.rsplit(".", 1)[-1].lower()
     admin = with_database(strata_env["STRATA_POSTGRES_URL"], "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield PostgresResource(url=with_database(strata_env["STRATA_POSTGRES_URL"], name))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    try:
+        yield PostgresResource(url=with_database(strata_env["STRATA_POSTGRES_URL"], name))
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def warehouse(strata_env: dict[str, str], request: pytest.FixtureRequest) -> Iterator[PostgresResource]:
+    """A fresh database of the embedded server for one test module, dropped afterwards."""
+    with scratch_database(strata_env, "t_" + request.module.__name__.rsplit(".", 1)[-1].lower()) as database:
+        yield database
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[tuple[int, list[tuple[str, bytes]]]]:
+    """A real HTTP endpoint on a free port recording each POST's path and body."""
+    received: list[tuple[str, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 — the http.server API
+            received.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port, received
+    finally:
+        server.shutdown()
+        server.server_close()

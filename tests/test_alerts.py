@@ -4,35 +4,21 @@ local HTTP server; without a webhook they are only logged."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import dagster as dg
 import pytest
 
 from assets.observability.alerts import quality_alert_sensor, run_failure_alert
+from tests.conftest import webhook_receiver
 
 
 @pytest.fixture
-def webhook(monkeypatch) -> Iterator[list[dict]]:
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 — the http.server API
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("STRATA_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
-    yield received
-    server.shutdown()
+def webhook(monkeypatch) -> Iterator[list[tuple[str, bytes]]]:
+    """The alerts' webhook, pointed at a local receiver: the (path, body) of each POST received."""
+    with webhook_receiver() as (port, received):
+        monkeypatch.setenv("STRATA_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{port}/hook")
+        yield received
 
 
 @dg.asset(check_specs=[dg.AssetCheckSpec("rows_positive", asset="orders")])
@@ -60,9 +46,10 @@ def test_a_failed_error_check_posts_one_alert_and_is_not_repeated(webhook):
     again = dg.build_sensor_context(instance=instance, cursor=context.cursor)
     quality_alert_sensor(again)
 
-    assert len(webhook) == 1
-    assert "`rows_positive` on `orders` failed (ERROR)" in webhook[0]["text"]
-    assert webhook[0]["blocks"][0]["text"]["text"] == webhook[0]["text"]
+    alerts = [json.loads(body) for _, body in webhook]
+    assert len(alerts) == 1
+    assert "`rows_positive` on `orders` failed (ERROR)" in alerts[0]["text"]
+    assert alerts[0]["blocks"][0]["text"]["text"] == alerts[0]["text"]
 
 
 def test_a_failed_run_posts_an_alert_with_the_error(webhook):
@@ -78,8 +65,9 @@ def test_a_failed_run_posts_an_alert_with_the_error(webhook):
     ).for_run_failure()
     run_failure_alert(context)
 
-    assert len(webhook) == 1
-    assert result.run_id in webhook[0]["text"] and "failed" in webhook[0]["text"]
+    alerts = [json.loads(body) for _, body in webhook]
+    assert len(alerts) == 1
+    assert result.run_id in alerts[0]["text"] and "failed" in alerts[0]["text"]
 
 
 def test_without_a_webhook_alerts_are_only_logged(monkeypatch):

@@ -28,21 +28,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 import orjson
-import psycopg
 import pytest
 from dagster._serdes import serialize_value
 from hypothesis import Phase, event, example, given, settings
 from hypothesis import strategies as st
-from psycopg import sql
 
 from assets.bronze.factory import bronze_assets
 from assets.bronze.sources import SOURCES
@@ -59,9 +55,8 @@ from resources import (
     PostgresResource,
     QdrantResource,
 )
-from strata.config import with_database
 from strata.generate import cdc, generate
-from tests.conftest import free_port
+from tests.conftest import free_port, scratch_database, webhook_receiver
 
 BRONZE = {a.key.path[-1]: a for a in bronze_assets}
 DAY_1, DAY_2 = "2026-11-01", "2026-11-02"
@@ -302,30 +297,6 @@ def test_qdrant_server_refusing_connections_fails_only_the_index_which_catches_u
 # -- 2. secrets never leak -------------------------------------------------------------------------------
 
 
-@contextmanager
-def webhook_receiver() -> Iterator[tuple[int, list[tuple[str, bytes]]]]:
-    """A real HTTP endpoint recording each POST's path and body."""
-    received: list[tuple[str, bytes]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 — the http.server API
-            received.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_port, received
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def recorded_by(instance: dg.DagsterInstance) -> dict[str, bytes]:
     """Everything the instance recorded: each run (config, tags) with its job and plan snapshots, every event
     log entry, and every file under the instance's root (storage databases, compute logs)."""
@@ -488,14 +459,8 @@ def cdc_drops(tmp_path_factory) -> dict[int, dict]:
 @pytest.fixture(scope="module")
 def cdc_warehouse(strata_env: dict[str, str]) -> Iterator[PostgresResource]:
     """A database of its own: each example starts from empty bronze, ledger and silver schemas."""
-    name = "t_test_reliability_cdc"
-    admin = with_database(strata_env["STRATA_POSTGRES_URL"], "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield PostgresResource(url=with_database(strata_env["STRATA_POSTGRES_URL"], name))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(strata_env, "t_test_reliability_cdc") as database:
+        yield database
 
 
 @st.composite
