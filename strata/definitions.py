@@ -10,6 +10,7 @@ from assets.automation import reconciliation_sensor
 from assets.bronze import bronze_assets, landing_sensor
 from assets.observability.alerts import quality_alert_sensor, run_failure_alert
 from assets.observability.freshness import with_default_freshness
+from assets.observability.pools import pool_watch
 from assets.observability.quality import check_history, data_quality_dashboard
 from assets.transform import dbt_assets, dbt_resource
 from assets.vector.content_index import content_index, vector_checks
@@ -55,6 +56,7 @@ defs = dg.Definitions(
         reconciliation_sensor,
         run_failure_alert,
         quality_alert_sensor,
+        pool_watch,
     ],
     resources=build_resources(),
     # Runs hold one step or a short chain; running steps in the run's own process saves ≈ 2.5 s of

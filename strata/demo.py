@@ -14,6 +14,7 @@ import dagster as dg
 
 from strata import services
 from strata.config import Settings
+from strata.run_session import RunSession
 from strata.sample_drop import land_sample_drop, landing_is_empty
 
 SAMPLE_QUERY = "funny cat videos"
@@ -71,21 +72,30 @@ def run_demo(settings: Settings) -> int:
         if spec.blocking
     } | {key for c in defs.asset_checks for key in c.check_keys if c.get_spec_for_check_key(key).blocking}
     started = time.monotonic()
-    for step in plan(defs):
-        print(f"… {step.label}", flush=True)
-        result = dg.materialize(
-            step.assets,
-            selection=step.selection,
-            partition_key=step.partition_key,
-            tags=step.tags,
-            instance=instance,
-            resources=resources,
-            raise_on_error=False,
-        )
-        report.record(step.label, result, blocking)
-    print(f"\nmaterialized everything in {time.monotonic() - started:.0f} s")
-    _print_summary(report, defs, instance)
+    with RunSession(instance, say=lambda line: print(line, flush=True)) as session:
+        session.recover()
+        for step in plan(defs):
+            print(f"… {step.label}", flush=True)
+            session.wait_for_pools(_pools(step))
+            result = session.execute(
+                lambda step=step: dg.materialize(
+                    step.assets,
+                    selection=step.selection,
+                    partition_key=step.partition_key,
+                    tags={**step.tags, **session.tags},
+                    instance=instance,
+                    resources=resources,
+                    raise_on_error=False,
+                )
+            )
+            report.record(step.label, result, blocking)
+        print(f"\nmaterialized everything in {time.monotonic() - started:.0f} s")
+        _print_summary(report, defs, instance)
     return 0 if report.ok else 1
+
+
+def _pools(step: Step) -> set[str]:
+    return {pool for definition in step.assets if (pool := getattr(definition.node_def, "pool", None))}
 
 
 def plan(defs: dg.Definitions) -> list[Step]:

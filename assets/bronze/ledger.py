@@ -80,6 +80,8 @@ class Load:
     supersedes: int | None
     duplicate_of: int | None
     mtime: datetime | None = None
+    run_id: str | None = None
+    attempts: int = 0
 
 
 _LOAD_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, Load.__dataclass_fields__))
