@@ -1,7 +1,8 @@
 """`strata demo`: the pipeline headless. Land the sample drop if the landing zone is empty, materialize every
-asset once (bronze per partition with data, dbt over the partition ranges, the vector index, the quality
-assets), run every check, print a summary, and fail if a run failed or a blocking check failed.
-Runs are recorded in the same Dagster instance that `strata up` serves."""
+asset once in the graph's build order (assets.automation.plan), run every check, print a summary, and fail if a
+run failed or a blocking check failed. Runs are recorded in the same Dagster instance that `strata up` serves;
+a run a killed demo left in progress is failed at the next start, and SIGINT/SIGTERM stop a demo at once
+(strata.run_session)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from assets.automation.plan import Run, materialize_runs
 from strata import services
 from strata.config import Settings
 from strata.run_session import RunSession
 from strata.sample_drop import land_sample_drop, landing_is_empty
 
 SAMPLE_QUERY = "funny cat videos"
+# Read every check's outcome: built after everything else.
+QUALITY_GROUP = "observability"
 
 
 @dataclass
@@ -44,15 +48,6 @@ class DemoReport:
         return not self.failed_runs and not self.blocking_failures
 
 
-@dataclass(frozen=True)
-class Step:
-    label: str
-    assets: list
-    selection: dg.AssetSelection | None = None
-    partition_key: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-
-
 def run_demo(settings: Settings) -> int:
     os.environ.update(services.up(settings))
     if landing_is_empty(settings):
@@ -72,70 +67,57 @@ def run_demo(settings: Settings) -> int:
         if spec.blocking
     } | {key for c in defs.asset_checks for key in c.check_keys if c.get_spec_for_check_key(key).blocking}
     started = time.monotonic()
+    definitions = [*defs.assets, *defs.asset_checks]
     with RunSession(instance, say=lambda line: print(line, flush=True)) as session:
         session.recover()
-        for step in plan(defs):
-            print(f"… {step.label}", flush=True)
-            session.wait_for_pools(_pools(step))
-            result = session.execute(
-                lambda step=step: dg.materialize(
-                    step.assets,
-                    selection=step.selection,
-                    partition_key=step.partition_key,
-                    tags={**step.tags, **session.tags},
-                    instance=instance,
-                    resources=resources,
-                    raise_on_error=False,
-                )
+        for run in plan(defs):
+            print(f"… {run.label}", flush=True)
+            session.wait_for_pools(_pools(defs, run))
+            [(_, result)] = materialize_runs(
+                [run],
+                definitions,
+                resources,
+                instance=instance,
+                tags=session.tags,
+                execute=session.execute,
+                raise_on_error=False,
             )
-            report.record(step.label, result, blocking)
+            report.record(run.label, result, blocking)
         print(f"\nmaterialized everything in {time.monotonic() - started:.0f} s")
         _print_summary(report, defs, instance)
     return 0 if report.ok else 1
 
 
-def _pools(step: Step) -> set[str]:
-    return {pool for definition in step.assets if (pool := getattr(definition.node_def, "pool", None))}
+def _pools(defs: dg.Definitions, run: Run) -> set[str]:
+    """The pools the run's assets and their checks take (pools are taken per run)."""
+    return {
+        pool
+        for definition in [*defs.assets, *defs.asset_checks]
+        if (set(definition.keys) | {c.asset_key for c in definition.check_keys}) & set(run.keys)
+        and (pool := getattr(definition.node_def, "pool", None))
+    }
 
 
-def plan(defs: dg.Definitions) -> list[Step]:
-    """Bronze per partition with data; dbt in dependency order — unpartitioned models that need no
-    partitioned one, the daily and date × network models over the whole loaded range (one run each), then
-    the remaining unpartitioned models; the vector index; the data-quality history and dashboard."""
+def plan(defs: dg.Definitions) -> list[Run]:
+    """Every asset once, in the graph's build order: bronze over the partitions that have files (one run per
+    range), the partitioned models over every partition of the days with data, the data-quality assets last."""
+    from assets.automation.plan import plan_runs
     from assets.bronze import ledger
-    from assets.bronze.discover import partitions_with_data
-    from assets.bronze.factory import bronze_assets
-    from assets.observability.quality import check_history, data_quality_dashboard
-    from assets.transform import built_after_partitions, dbt_assets, range_tags
-    from assets.vector.content_index import content_index, vector_checks
+    from assets.bronze.discover import data_partitions
 
-    steps: list[Step] = []
-    days: set[str] = set()
+    asset_graph = defs.resolve_asset_graph()
     with dg.build_resources(
         {"postgres": defs.resources["postgres"], "landing": defs.resources["landing"]}
     ) as live:
         with live.postgres.connect(autocommit=True) as conn:
             ledger.ensure_schema(conn)
-            for asset in bronze_assets:
-                for partition_key in partitions_with_data(conn, asset, live.landing):
-                    label = asset.key.to_user_string() + (f"[{partition_key}]" if partition_key else "")
-                    steps.append(Step(label, [asset], partition_key=partition_key))
-                    if partition_key:
-                        days.add(partition_key.split("|")[0])
-
-    unpartitioned = next(a for a in dbt_assets if not a.partitions_def)
-    after = built_after_partitions(dbt_assets)
-    steps.append(
-        Step("dbt: unpartitioned", [unpartitioned], dg.AssetSelection.assets(*(unpartitioned.keys - after)))
-    )
-    for assets_def in (a for a in dbt_assets if a.partitions_def):
-        tags = range_tags(assets_def, days)
-        if tags:
-            steps.append(Step(f"dbt: {assets_def.op.name} {min(days)}…{max(days)}", [assets_def], tags=tags))
-    steps.append(Step("dbt: downstream of partitions", [unpartitioned], dg.AssetSelection.assets(*after)))
-    steps.append(Step("vector/content_index", [content_index, *vector_checks]))
-    steps.append(Step("data quality", [check_history, data_quality_dashboard]))
-    return steps
+            data = data_partitions(conn, live.landing)
+    quality = [
+        key
+        for key in asset_graph.materializable_asset_keys
+        if asset_graph.get(key).group_name == QUALITY_GROUP
+    ]
+    return plan_runs(asset_graph, data, last=quality)
 
 
 def _print_summary(report: DemoReport, defs: dg.Definitions, instance: dg.DagsterInstance) -> None:

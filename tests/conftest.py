@@ -13,9 +13,11 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from resources import LandingZoneResource, MongoResource, PostgresResource, QdrantResource
@@ -47,9 +49,19 @@ def strata_home() -> Iterator[Path]:
     shutil.rmtree(home, ignore_errors=True)
 
 
+# A space and a backslash: the salt reaches Postgres through libpq's connection options, which escape both.
+PII_SALT = "test salt\\7f3a"
+
+
 @pytest.fixture(scope="session")
 def settings(strata_home: Path) -> Settings:
-    return Settings.from_env({"STRATA_HOME": str(strata_home), "STRATA_POSTGRES_PORT": str(free_port())})
+    return Settings.from_env(
+        {
+            "STRATA_HOME": str(strata_home),
+            "STRATA_POSTGRES_PORT": str(free_port()),
+            "STRATA_PII_SALT": PII_SALT,
+        }
+    )
 
 
 @pytest.fixture(scope="session")
@@ -90,8 +102,10 @@ def landing(tmp_path: Path) -> LandingZoneResource:
 
 
 @contextmanager
-def scratch_database(strata_env: dict[str, str], name: str) -> Iterator[PostgresResource]:
-    """A fresh database `name` of the embedded server, dropped afterwards."""
+def scratch_database(
+    strata_env: dict[str, str], name: str, *, template: str | None = None
+) -> Iterator[PostgresResource]:
+    """A fresh database `name` of the embedded server (a copy of `template`, if given), dropped afterwards."""
     import psycopg
     from psycopg import sql
 
@@ -100,7 +114,15 @@ def scratch_database(strata_env: dict[str, str], name: str) -> Iterator[Postgres
     admin = with_database(strata_env["STRATA_POSTGRES_URL"], "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            # A template admits no other session while it is copied (dbt's adapter may keep one open).
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (template,),
+            )
+            create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        conn.execute(create)
     try:
         yield PostgresResource(url=with_database(strata_env["STRATA_POSTGRES_URL"], name))
     finally:
@@ -113,6 +135,80 @@ def warehouse(strata_env: dict[str, str], request: pytest.FixtureRequest) -> Ite
     """A fresh database of the embedded server for one test module, dropped afterwards."""
     with scratch_database(strata_env, "t_" + request.module.__name__.rsplit(".", 1)[-1].lower()) as database:
         yield database
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A copy of the built sample pipeline: its resources and the generator's manifest."""
+
+    resources: dict
+    manifest: dict
+    results: list
+    drop: Path
+
+    @property
+    def postgres(self) -> PostgresResource:
+        return self.resources["postgres"]
+
+
+@pytest.fixture(scope="session")
+def sample_drop(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """The 7-day scale-1 sample drop, generated once (its Mongo documents into their own store); tests copy it."""
+    from strata.generate import generate
+
+    base = tmp_path_factory.mktemp("sample")
+    drop, store = base / "drop", base / "mongo"
+    mongo = MongoResource(url=store.as_uri(), database_name="strata")
+    with mongo.database() as database:
+        manifest = generate(drop, scale=1, days=7, seed=7, mongo_db=database)
+    (drop / "manifest.json").unlink()
+    return drop, store, manifest
+
+
+@pytest.fixture(scope="session")
+def built_pipeline(strata_env, sample_drop, tmp_path_factory) -> Iterator[tuple[str, Path, Path, dict, list]]:
+    """The sample drop loaded into bronze and built through silver and gold once (as `strata demo` builds,
+    through assets.automation.plan), in a database that tests copy."""
+    from assets.transform import dbt_resource
+
+    drop, store, manifest = sample_drop
+    base = tmp_path_factory.mktemp("built")
+    landing, mongo_store = base / "landing", base / "mongo"
+    shutil.copytree(drop, landing)
+    shutil.copytree(store, mongo_store)
+    with scratch_database(strata_env, "t_built_pipeline") as postgres:
+        resources = {
+            "postgres": postgres,
+            "mongo": MongoResource(url=mongo_store.as_uri(), database_name="strata"),
+            "landing": LandingZoneResource(root=str(landing)),
+            "dbt": dbt_resource(),
+        }
+        results = build(resources, keys_in("bronze", "silver", "gold"))
+        yield "t_built_pipeline", landing, mongo_store, manifest, results
+
+
+@pytest.fixture(scope="module")
+def pipeline(strata_env, built_pipeline, sample_drop, request, tmp_path_factory) -> Iterator[Pipeline]:
+    """This module's own copy of the built sample pipeline: database, landing zone and Mongo store."""
+    from assets.transform import dbt_resource
+
+    template, landing, mongo_store, manifest, results = built_pipeline
+    base = tmp_path_factory.mktemp("pipeline")
+    shutil.copytree(landing, base / "landing")
+    shutil.copytree(mongo_store, base / "mongo")
+    name = "t_" + request.module.__name__.rsplit(".", 1)[-1].lower()
+    with scratch_database(strata_env, name, template=template) as postgres:
+        yield Pipeline(
+            resources={
+                "postgres": postgres,
+                "mongo": MongoResource(url=(base / "mongo").as_uri(), database_name="strata"),
+                "landing": LandingZoneResource(root=str(base / "landing")),
+                "dbt": dbt_resource(),
+            },
+            manifest=manifest,
+            results=results,
+            drop=sample_drop[0],
+        )
 
 
 @contextmanager
@@ -137,3 +233,46 @@ def webhook_receiver() -> Iterator[tuple[int, list[tuple[str, bytes]]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def keys_in(*layers: str) -> set[dg.AssetKey]:
+    """The pipeline's asset keys of the given layers (`bronze`, `silver`, `gold`, `vector`), without the
+    data-quality assets, which read the instance's event log."""
+    from strata.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    return {
+        key
+        for key in graph.materializable_asset_keys
+        if key.path[0] in layers and graph.get(key).group_name != "observability"
+    }
+
+
+def build(
+    resources: dict,
+    keys: set[dg.AssetKey],
+    *,
+    instance: dg.DagsterInstance | None = None,
+    raise_on_error: bool = True,
+) -> list:
+    """Build `keys` as `strata demo` does — the graph's build order (assets.automation.plan), bronze over the
+    partitions with files — with the given resources; returns (run, result) pairs."""
+    from assets.automation.plan import materialize_runs, plan_runs
+    from assets.bronze import ledger
+    from assets.bronze.discover import data_partitions
+    from strata.definitions import defs
+
+    landing = resources.get("landing")
+    data = {}
+    if landing is not None:
+        with resources["postgres"].connect(autocommit=True) as conn:
+            ledger.ensure_schema(conn)
+            data = data_partitions(conn, landing)
+    graph = defs.resolve_asset_graph()
+    return materialize_runs(
+        plan_runs(graph, data, keys),
+        [*defs.assets, *defs.asset_checks],
+        resources,
+        instance=instance,
+        raise_on_error=raise_on_error,
+    )

@@ -15,10 +15,9 @@ import dagster as dg
 import psycopg
 import pytest
 
-from assets.bronze.factory import bronze_assets
 from resources import LandingZoneResource, MongoResource, PostgresResource
 from strata.generate import generate
-from tests.conftest import free_port
+from tests.conftest import build, free_port, keys_in
 
 
 def server_binaries() -> Path:
@@ -73,7 +72,7 @@ def external_postgres() -> Iterator[str]:
 def test_bronze_to_gold_runs_on_a_separate_postgres_given_only_by_url_and_never_leaks_its_password(
     external_postgres: str, tmp_path: Path, monkeypatch
 ):
-    from assets.transform import built_after_partitions, dbt_assets, dbt_resource, range_tags
+    from assets.transform import dbt_resource
 
     monkeypatch.setenv("STRATA_PII_SALT", "external-test-salt")
     landing = tmp_path / "landing"
@@ -87,28 +86,7 @@ def test_bronze_to_gold_runs_on_a_separate_postgres_given_only_by_url_and_never_
         "landing": LandingZoneResource(root=str(landing)),
         "dbt": dbt_resource(),
     }
-    results = []
-    for asset in bronze_assets:
-        partitions = manifest["sources"][asset.key.path[-1]]["partitions"]
-        for key in sorted(partitions):
-            results.append(
-                dg.materialize([asset], resources=resources, partition_key=None if key == "all" else key)
-            )
-    days = {key[:10] for key in manifest["sources"]["social_posts"]["partitions"]}
-    unpartitioned = next(a for a in dbt_assets if not a.partitions_def)
-    after = built_after_partitions(dbt_assets)
-    results.append(
-        dg.materialize(
-            [unpartitioned],
-            selection=dg.AssetSelection.assets(*(unpartitioned.keys - after)),
-            resources=resources,
-        )
-    )
-    for assets_def in (a for a in dbt_assets if a.partitions_def):
-        results.append(dg.materialize([assets_def], resources=resources, tags=range_tags(assets_def, days)))
-    results.append(
-        dg.materialize([unpartitioned], selection=dg.AssetSelection.assets(*after), resources=resources)
-    )
+    results = [result for _, result in build(resources, keys_in("bronze", "silver", "gold"))]
 
     failed_checks = [
         (e.asset_key.to_user_string(), e.check_name)

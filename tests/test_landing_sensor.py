@@ -16,6 +16,13 @@ from resources import LandingZoneResource, MongoResource, PostgresResource
 from strata.definitions import defs
 
 AMBASSADORS = next(a for a in bronze_assets if a.key.path[-1] == "ambassadors")
+
+
+@dg.asset
+def STAND_IN() -> None:  # noqa: N802 — a job to create runs of; never executed
+    """A job to create runs of in the instance; never executed."""
+
+
 AMBASSADOR = b'[{"user_id": "u1", "name": "Ann", "email": "ann@example.com", "programs": []}]'
 
 
@@ -42,8 +49,14 @@ def selection(request: dg.RunRequest) -> set[str]:
     return {key.to_user_string() for key in request.asset_selection}
 
 
-def tick(zone: dict, cursor: str | None = None) -> dg.SensorResult:
-    return landing_sensor(dg.build_sensor_context(cursor=cursor, resources=zone, definitions=defs))
+INSTANCE = dg.DagsterInstance.ephemeral()
+
+
+def tick(zone: dict, cursor: str | None = None, instance: dg.DagsterInstance = INSTANCE) -> dg.SensorResult:
+    """One evaluation, against an instance with no landing run in progress unless one is given."""
+    return landing_sensor(
+        dg.build_sensor_context(cursor=cursor, resources=zone, definitions=defs, instance=instance)
+    )
 
 
 def land(zone: dict, relative: str, data: bytes) -> Path:
@@ -88,23 +101,71 @@ def test_files_wait_one_tick_to_prove_stable_then_each_partition_is_requested_on
     assert [selection(r) for r in second.run_requests] == [POSTS_CHAIN | TAIL] * 2
 
 
-def test_a_backlog_tick_loads_bronze_only_and_leaves_the_rest_to_reconciliation(zone, monkeypatch):
+def post(network: str, post_id: str = "1") -> bytes:
+    return b'{"post_id": "%s", "network": "%s"}\n' % (post_id.encode(), network.encode())
+
+
+def test_a_backlog_loads_bronze_in_one_run_per_range_and_leaves_the_rest_to_reconciliation(zone, monkeypatch):
     monkeypatch.setattr(sensor_module, "CHAIN_MAX_RUNS", 2)
-    for network in ("x", "tiktok"):
+    # Days × networks in the partitions' order: (11-01, tiktok) and (11-01, facebook) are neighbours; the two
+    # days of accounts and of tweets are the same range; 11-03|x stands alone.
+    for network in ("tiktok", "facebook"):
+        land(zone, f"social/posts/network={network}/date=2026-11-01/part-0000.jsonl", post(network))
+    land(zone, "social/posts/network=x/date=2026-11-03/part-0000.jsonl", post("x"))
+    for day in ("2026-11-01", "2026-11-02"):
         land(
             zone,
-            f"social/posts/network={network}/date=2026-11-01/part-0000.jsonl",
-            b'{"post_id": "1", "network": "%s"}\n' % network.encode(),
+            f"social/accounts/date={day}/accounts.csv",
+            f"account_id,network,handle\r\n{day},x,a\r\n".encode(),
         )
+        land(zone, f"x/tweets/date={day}/page.json", f'{{"statuses": [{{"id_str": "{day}"}}]}}'.encode())
     land(zone, "video/users/users.csv", b"user_id,name\r\nu1,Ann\r\n")
+    land(zone, "ambassadors/batch.json", AMBASSADOR)
 
     requests = tick(zone, tick(zone).cursor).run_requests
 
-    assert sorted((r.partition_key or "-", sorted(selection(r))) for r in requests) == [
-        ("-", ["bronze/video_users"]),
-        ("2026-11-01|tiktok", ["bronze/social_posts"]),
-        ("2026-11-01|x", ["bronze/social_posts"]),
+    assert sorted(
+        (
+            sorted(selection(r)),
+            r.tags.get("dagster/asset_partition_range_start"),
+            r.tags.get("dagster/asset_partition_range_end"),
+        )
+        for r in requests
+    ) == [
+        (["bronze/ambassadors", "bronze/video_users"], None, None),
+        (["bronze/social_accounts", "bronze/tweets"], "2026-11-01", "2026-11-02"),
+        (["bronze/social_posts"], "2026-11-01|tiktok", "2026-11-01|facebook"),
+        (["bronze/social_posts"], "2026-11-03|x", "2026-11-03|x"),
     ]
+    assert all(r.partition_key is None and r.tags["strata/trigger"] == "landing" for r in requests)
+
+
+def test_partitions_a_landing_run_in_progress_covers_are_not_requested_again(zone, monkeypatch):
+    monkeypatch.setattr(sensor_module, "CHAIN_MAX_RUNS", 1)
+    for network in ("youtube", "instagram", "tiktok"):
+        land(zone, f"social/posts/network={network}/date=2026-11-01/part-0000.jsonl", post(network))
+    with dg.instance_for_test() as instance:
+        first = tick(zone, instance=instance)
+        [backlog] = tick(zone, first.cursor, instance=instance).run_requests
+        # The backlog run has not started: a file landing in its range waits for it.
+        instance.create_run_for_job(
+            dg.Definitions(assets=[STAND_IN]).get_implicit_global_asset_job_def(),
+            tags=backlog.tags,
+            status=dg.DagsterRunStatus.NOT_STARTED,
+        )
+        land(zone, "social/posts/network=facebook/date=2026-11-01/part-0000.jsonl", post("facebook"))
+        cursor = tick(zone, first.cursor, instance=instance).cursor
+
+        [later] = tick(zone, cursor, instance=instance).run_requests
+
+    assert (
+        backlog.tags["dagster/asset_partition_range_start"],
+        backlog.tags["dagster/asset_partition_range_end"],
+    ) == (
+        "2026-11-01|youtube",
+        "2026-11-01|tiktok",
+    )
+    assert later.partition_key == "2026-11-01|facebook"
 
 
 def test_a_trickled_unpartitioned_source_brings_its_unpartitioned_chain(zone):

@@ -41,7 +41,6 @@ from hypothesis import Phase, event, example, given, settings
 from hypothesis import strategies as st
 
 from assets.bronze.factory import bronze_assets
-from assets.bronze.sources import SOURCES
 from assets.observability.alerts import WEBHOOK_ENV, run_failure_alert
 from assets.transform.env import dbt_env
 from assets.transform.project import DBT_PROJECT_DIR, dbt_project
@@ -56,7 +55,7 @@ from resources import (
     QdrantResource,
 )
 from strata.generate import cdc, generate
-from tests.conftest import free_port, scratch_database, webhook_receiver
+from tests.conftest import build, free_port, keys_in, scratch_database, webhook_receiver
 
 BRONZE = {a.key.path[-1]: a for a in bronze_assets}
 DAY_1, DAY_2 = "2026-11-01", "2026-11-02"
@@ -97,7 +96,6 @@ def platform(warehouse: PostgresResource, transform, tmp_path_factory) -> dict:
     drop = {"out": out, "manifest": manifest, "mongo": mongo, "landing": landing}
     resources = {"postgres": warehouse, "mongo": mongo, "landing": landing}
     load_day(drop, resources, DAY_1)
-    dg.materialize([BRONZE["mongo_campaigns"]], resources=resources)
     return drop
 
 
@@ -108,61 +106,37 @@ def index_store(tmp_path_factory) -> QdrantResource:
 
 
 def load_day(drop: dict, resources: dict, day: str) -> None:
-    """Land the drop's files of `day` (day 1 also lands the unpartitioned sources) and load each partition."""
+    """Land the drop's files of `day` (day 1 also lands the unpartitioned sources) and load bronze."""
     for path in sorted(p for p in drop["out"].rglob("*") if p.is_file()):
         relative = path.relative_to(drop["out"]).as_posix()
         if f"date={day}" in relative or ("date=" not in relative and day == DAY_1):
             target = drop["landing"].root_path / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
-    for source in SOURCES:
-        for key in sorted(drop["manifest"]["sources"][source.name]["partitions"]):
-            if key.startswith(day) or (key == "all" and day == DAY_1):
-                result = dg.materialize(
-                    [BRONZE[source.name]], partition_key=None if key == "all" else key, resources=resources
-                )
-                assert result.success, (source.name, key)
+    assert all(result.success for _, result in build(resources, keys_in("bronze")))
 
 
-def build_silver_gold_and_index(transform, resources: dict, days: list[str], *, instance=None) -> dict:
-    """Every dbt model through Dagster — unpartitioned silver, the daily and date × network ranges of `days`,
-    then the models built after partitions in one run with `vector/content_index` and its checks."""
-    by_name = {a.op.name: a for a in transform.dbt_assets}
-    unpartitioned = by_name["dbt_unpartitioned"]
-    after = transform.built_after_partitions(transform.dbt_assets)
-    runs = {
-        "dbt_unpartitioned": dg.materialize(
-            [unpartitioned],
-            selection=dg.AssetSelection.assets(*(unpartitioned.keys - after)),
-            resources=resources,
-            instance=instance,
-        )
-    }
-    for name in ("dbt_daily", "dbt_date_network"):
-        runs[name] = dg.materialize(
-            [by_name[name]],
-            resources=resources,
-            tags=transform.range_tags(by_name[name], days),
-            instance=instance,
-        )
-    index_run = dg.materialize(
-        [unpartitioned, content_index, *vector_checks],
-        selection=dg.AssetSelection.assets(*after, content_index.key),
-        resources=resources,
-        instance=instance,
-        raise_on_error=False,
-    )
-    return {"runs": runs, "index_run": index_run, "after": after}
+def build_silver_gold_and_index(resources: dict, *, instance=None) -> list:
+    """Every dbt model and `vector/content_index` with its checks, in the graph's build order."""
+    return build(resources, keys_in("silver", "gold", "vector"), instance=instance, raise_on_error=False)
 
 
-def assert_silver_and_gold_built(built: dict) -> None:
-    """Every dbt step succeeded, every dbt test passed, and every model built after partitions materialized."""
-    for op, result in [*built["runs"].items(), ("dbt_unpartitioned", built["index_run"])]:
-        assert result.is_node_success(op), op
+def index_run(built: list) -> dg.ExecuteInProcessResult:
+    return next(result for run, result in built if content_index.key in run.keys)
+
+
+def assert_silver_and_gold_built(built: list) -> None:
+    """Every dbt step succeeded, every dbt test passed, and every silver and gold model materialized."""
+    materialized = set()
+    for _, result in built:
+        for node in {"dbt_unpartitioned", "dbt_daily", "dbt_date_network"} & {
+            e.node_name for e in result.all_node_events
+        }:
+            assert result.is_node_success(node), node
         tests = [e for e in result.get_asset_check_evaluations() if e.asset_key != content_index.key]
-        assert tests and [e.check_name for e in tests if not e.passed] == [], op
-    materialized = built["index_run"].asset_materializations_for_node("dbt_unpartitioned")
-    assert {m.asset_key for m in materialized} == built["after"]
+        assert [e.check_name for e in tests if not e.passed] == []
+        materialized |= {event.asset_key for event in result.get_asset_materialization_events()}
+    assert materialized == keys_in("silver", "gold")
 
 
 def index_failure(result: dg.ExecuteInProcessResult) -> str:
@@ -246,10 +220,10 @@ def test_qdrant_store_held_by_another_process_fails_only_the_index_which_catches
     }
 
     with held_by_another_process(store):
-        built = build_silver_gold_and_index(transform, resources, [DAY_1])
+        built = build_silver_gold_and_index(resources)
 
     assert_silver_and_gold_built(built)
-    message = index_failure(built["index_run"])
+    message = index_failure(index_run(built))
     assert f"QdrantUnavailableError: Qdrant local store {store} is in use by another process" in message
     before = index_state(warehouse, index_store)
     assert before["behind"] and len(before["documents"]) > 500
@@ -276,10 +250,10 @@ def test_qdrant_server_refusing_connections_fails_only_the_index_which_catches_u
         platform, {"postgres": warehouse, "mongo": platform["mongo"], "landing": platform["landing"]}, DAY_2
     )
 
-    built = build_silver_gold_and_index(transform, resources, [DAY_2])
+    built = build_silver_gold_and_index(resources)
 
     assert_silver_and_gold_built(built)
-    message = index_failure(built["index_run"])
+    message = index_failure(index_run(built))
     assert (
         f"QdrantUnavailableError: Qdrant server http://127.0.0.1:{port} is unreachable: ConnectError"
         in message
@@ -374,7 +348,7 @@ def test_secrets_given_through_the_environment_appear_nowhere_runs_are_recorded(
             ),
             dg.materialize([BRONZE["mongo_campaigns"]], resources=build_resources(), instance=instance),
         ]
-        built = build_silver_gold_and_index(transform, build_resources(), [DAY_1], instance=instance)
+        built = build_silver_gold_and_index(build_resources(), instance=instance)
         # Two failing runs: dbt against a warehouse that refuses connections, the index against a Qdrant
         # server that does (the API key in use).
         monkeypatch.setenv("STRATA_POSTGRES_URL", warehouse_url(free_port()))
@@ -404,10 +378,11 @@ def test_secrets_given_through_the_environment_appear_nowhere_runs_are_recorded(
 
     # The secrets were in use: every run went through, dbt had the password, the salt hashed silver's PII,
     # the API key's server mode was the one that failed, and the alerts reached the token's URL.
-    assert all(result.success for result in [*loads, *built["runs"].values(), built["index_run"]])
+    assert all(result.success for result in [*loads, *(result for _, result in built)])
     assert not dbt_down.success and dbt_down.is_node_failed("dbt_unpartitioned")
     assert "Qdrant server http://127.0.0.1:" in index_failure(qdrant_down)
-    assert os.environ["STRATA_DBT_PASSWORD"] == secret["password"]  # handed to dbt by the dbt assets
+    # dbt's connection settings were its invocations' own: none stays in this process's environment.
+    assert not [name for name in dbt_env(with_password, secret["salt"]) if name in os.environ]
     with warehouse.connect() as conn:
         email, email_hash = conn.execute(
             """SELECT b.raw ->> 'email', s.email_hash FROM bronze.video_users b

@@ -8,7 +8,6 @@ partitioning over the whole partition range (single-run backfill: the range beco
 from __future__ import annotations
 
 import importlib
-import os
 import subprocess
 import sys
 from collections import defaultdict
@@ -20,16 +19,16 @@ import pytest
 from psycopg import sql
 
 from assets.bronze.factory import bronze_assets
-from assets.bronze.sources import SOURCES, SOURCES_BY_NAME
+from assets.bronze.sources import SOURCES_BY_NAME
+from assets.transform.assets import scoped_environ
 from assets.transform.env import dbt_env
-from assets.transform.project import DBT_PROJECT_DIR, dbt_project
-from resources import LandingZoneResource, MongoResource, PostgresResource
-from strata.generate import generate
+from assets.transform.project import DBT_PROJECT_DIR
+from resources import PostgresResource
+from tests.conftest import PII_SALT, Pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 BRONZE = {a.key.path[-1]: a for a in bronze_assets}
-# A space and a backslash: the salt reaches Postgres through libpq's connection options, which escape both.
-SALT = "test salt\\7f3a"
+SALT = PII_SALT
 LAYERS = ("silver", "gold")
 
 
@@ -37,71 +36,27 @@ LAYERS = ("silver", "gold")
 
 
 @pytest.fixture(scope="module")
+def built(pipeline: Pipeline) -> dict:
+    """The sample drop built through silver and gold (the session's pipeline, this module's copy)."""
+    from assets.transform import dbt_assets
+
+    return {
+        "manifest": pipeline.manifest,
+        "results": [result for run, result in pipeline.results if run.keys[0].path[0] != "bronze"],
+        "resources": pipeline.resources,
+        "assets": {a.op.name: a for a in dbt_assets},
+        "days": sorted(pipeline.manifest["sources"]["video_sessions"]["partitions"]),
+    }
+
+
+@pytest.fixture(scope="module")
 def transform():
-    """The dbt assets, with the manifest prepared first (`dbt parse`, partial parsing keeps it quick)."""
-    dbt_project.preparer.prepare(dbt_project)
     return importlib.import_module("assets.transform")
 
 
 @pytest.fixture(scope="module")
-def pii_salt():
-    saved = os.environ.get("STRATA_PII_SALT")
-    os.environ["STRATA_PII_SALT"] = SALT
-    yield SALT
-    if saved is None:
-        os.environ.pop("STRATA_PII_SALT", None)
-    else:
-        os.environ["STRATA_PII_SALT"] = saved
-
-
-@pytest.fixture(scope="module")
-def bronze(warehouse: PostgresResource, tmp_path_factory) -> dict:
-    """The scale-1 drop generated (campaigns into the Mongo store) and loaded into bronze by its assets."""
-    drop = tmp_path_factory.mktemp("drop")
-    mongo = MongoResource(url=tmp_path_factory.mktemp("mongo").as_uri(), database_name="strata")
-    with mongo.database() as database:
-        manifest = generate(drop, scale=1, days=7, seed=7, mongo_db=database)
-    (drop / "manifest.json").unlink()
-    resources = {"postgres": warehouse, "mongo": mongo, "landing": LandingZoneResource(root=str(drop))}
-    for source in SOURCES:
-        for key in sorted(manifest["sources"][source.name]["partitions"]):
-            dg.materialize(
-                [BRONZE[source.name]], partition_key=None if key == "all" else key, resources=resources
-            )
-    dg.materialize([BRONZE["mongo_campaigns"]], resources=resources)
-    return manifest
-
-
-@pytest.fixture(scope="module")
-def built(bronze: dict, warehouse: PostgresResource, transform, pii_salt) -> dict:
-    """Every dbt model built through Dagster: unpartitioned silver, the daily and date × network ranges in
-    one run each, then the unpartitioned gold marts."""
-    days = sorted(bronze["sources"]["video_sessions"]["partitions"])
-    resources = {"postgres": warehouse, "dbt": transform.dbt_resource()}
-    by_name = {a.op.name: a for a in transform.dbt_assets}
-    unpartitioned = by_name["dbt_unpartitioned"]
-    after = transform.built_after_partitions(transform.dbt_assets)
-    results = {
-        "unpartitioned": dg.materialize(
-            [unpartitioned],
-            selection=dg.AssetSelection.assets(*(unpartitioned.keys - after)),
-            resources=resources,
-        ),
-        "daily": dg.materialize(
-            [by_name["dbt_daily"]],
-            resources=resources,
-            tags=transform.range_tags(by_name["dbt_daily"], days),
-        ),
-        "date_network": dg.materialize(
-            [by_name["dbt_date_network"]],
-            resources=resources,
-            tags=transform.range_tags(by_name["dbt_date_network"], days),
-        ),
-        "after_partitions": dg.materialize(
-            [unpartitioned], selection=dg.AssetSelection.assets(*after), resources=resources
-        ),
-    }
-    return {"manifest": bronze, "results": results, "resources": resources, "assets": by_name, "days": days}
+def warehouse(pipeline: Pipeline) -> PostgresResource:
+    return pipeline.postgres
 
 
 def _rows(warehouse: PostgresResource, query: str, params=()) -> list[tuple]:
@@ -112,24 +67,28 @@ def _rows(warehouse: PostgresResource, query: str, params=()) -> list[tuple]:
 # -- Dagster and dbt ------------------------------------------------------------------------------------
 
 
-def test_every_dbt_test_is_an_asset_check_and_passes(built):
-    total = 0
-    for name, result in built["results"].items():
-        assert result.success, name
-        evaluations = result.get_asset_check_evaluations()
+def test_every_dbt_test_is_an_asset_check_and_passes(pipeline: Pipeline):
+    dbt_checks = set()
+    for run, result in pipeline.results:
+        assert result.success, run.label
+        evaluations = [e for e in result.get_asset_check_evaluations() if e.asset_key.path[0] != "bronze"]
         failed = [(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed]
-        assert failed == [], name
-        total += len(evaluations)
-    expected = sum(len(list(a.check_specs)) for a in built["assets"].values())
-    assert total == expected
+        assert failed == [], run.label
+        dbt_checks |= {(e.asset_key, e.check_name) for e in evaluations}
+    from assets.transform import dbt_assets
+
+    expected = {(key.asset_key, key.name) for a in dbt_assets for key in a.check_keys}
+    assert dbt_checks == expected
 
 
 def test_unit_tests_of_the_tricky_logic_and_every_gold_kpi_pass(built, warehouse):
     """dbt unit tests (hand-computed fixtures): count parsing, key drift, dedup order, media typing, CDC
     application, SCD2, completion capping, and the arithmetic of every gold mart."""
-    os.environ.update(dbt_env(warehouse.url, SALT))
-    invocation = built["resources"]["dbt"].cli(["test", "--select", "test_type:unit"], raise_on_error=False)
-    invocation.wait()
+    with scoped_environ(dbt_env(warehouse.url, SALT)):
+        invocation = built["resources"]["dbt"].cli(
+            ["test", "--select", "test_type:unit"], raise_on_error=False
+        )
+        invocation.wait()
     results = invocation.get_artifact("run_results.json")["results"]
     statuses = {r["unique_id"].rsplit(".", 1)[-1]: r["status"] for r in results}
     assert statuses and set(statuses.values()) == {"pass"}, statuses
@@ -432,8 +391,9 @@ def test_pii_hashes_use_the_salt(built, warehouse):
 def test_the_pii_salt_never_rests_in_sql_or_parse_state(built):
     """The salt hashes in Postgres from the session setting: neither the SQL dbt compiles (left in target/ by a
     killed run, logged by a server logging statements) nor dbt's partial-parse state holds it."""
-    invocation = built["resources"]["dbt"].cli(["compile", "--select", "video_users"])
-    invocation.wait()
+    with scoped_environ(dbt_env(built["resources"]["postgres"].url, SALT)):
+        invocation = built["resources"]["dbt"].cli(["compile", "--select", "video_users"])
+        invocation.wait()
     compiled = next(invocation.target_path.rglob("compiled/**/video_users.sql")).read_text()
     assert "current_setting('strata.pii_salt')" in compiled
     parse_state = (DBT_PROJECT_DIR / "target" / "partial_parse.msgpack").read_bytes()

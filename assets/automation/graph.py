@@ -1,4 +1,5 @@
-"""The known refresh chain of a landed partition, read from the asset graph (never from a list of models)."""
+"""Walking the asset graph: the known refresh chain of a landed partition, and everything an asset reads from
+(never from a list of models)."""
 
 from collections.abc import Iterable
 
@@ -35,3 +36,15 @@ def refresh_chain(asset_graph, root: dg.AssetKey) -> list[dg.AssetKey]:
     tail = _closure(asset_graph, [root, *same], lambda node: node.partitions_def is None)
     ordered = [key for key in asset_graph.toposorted_asset_keys if key in same | tail]
     return [root, *ordered]
+
+
+def upstream_of(asset_graph, key: dg.AssetKey) -> set[dg.AssetKey]:
+    """Everything `key` or one of its checks reads from, transitively."""
+    direct = set(asset_graph.get(key).parent_keys)
+    for check_key in asset_graph.get(key).check_keys:
+        direct |= {k for k in asset_graph.get(check_key).parent_entity_keys if isinstance(k, dg.AssetKey)}
+    direct.discard(key)
+    found = set(direct)
+    for parent in direct:
+        found |= asset_graph.get_ancestor_asset_keys(parent)
+    return found

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from assets.automation.graph import is_automated
+from assets.automation.graph import is_automated, upstream_of
 
 RECONCILE_INTERVAL_SECONDS = 10
 IN_PROGRESS = [
@@ -166,18 +166,6 @@ def busy_assets(instance: dg.DagsterInstance, asset_graph) -> set[dg.AssetKey]:
     return busy
 
 
-def _upstream(asset_graph, key: dg.AssetKey) -> set[dg.AssetKey]:
-    """Everything `key` or one of its checks reads from, transitively."""
-    direct = set(asset_graph.get(key).parent_keys)
-    for check_key in asset_graph.get(key).check_keys:
-        direct |= {k for k in asset_graph.get(check_key).parent_entity_keys if isinstance(k, dg.AssetKey)}
-    direct.discard(key)
-    found = set(direct)
-    for parent in direct:
-        found |= asset_graph.get_ancestor_asset_keys(parent)
-    return found
-
-
 def plan_refresh(
     asset_graph, stale: Mapping[dg.AssetKey, Stale], busy: set[dg.AssetKey]
 ) -> list[RefreshRequest]:
@@ -192,7 +180,7 @@ def plan_refresh(
         group = next((keys for pd, keys in groups if pd == partitions_def), None)
         # Ready when nothing upstream is stale or busy — or only assets joining the same run, which builds
         # them first (a model and the stale models after it go together: its tests may read them).
-        waiting_on = _upstream(asset_graph, key) & blocked
+        waiting_on = upstream_of(asset_graph, key) & blocked
         if waiting_on and not (group and waiting_on <= set(group)):
             continue
         if group is None:

@@ -17,10 +17,15 @@ QUARANTINE_RATE = "quarantine_rate"
 
 
 def check_specs(source: Source) -> list[dg.AssetCheckSpec]:
+    """Checked per partition: a run over a range records each partition's outcome (an evaluation with its
+    partition), and one summary naming the partitions that failed."""
     key = source.asset_key
     return [
         dg.AssetCheckSpec(
-            ACCOUNTED, asset=key, blocking=True, description="Per load: records read = loaded + quarantined."
+            ACCOUNTED,
+            asset=key,
+            blocking=True,
+            description="Per load: records read = loaded + quarantined.",
         ),
         dg.AssetCheckSpec(
             NO_DUPLICATE_RECORDS,

@@ -6,13 +6,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 
 from assets.bronze import ledger
-from assets.bronze.sources import PARTITION_START, SOURCES_BY_NAME, Source
+from assets.bronze.sources import SOURCES, Source
+from assets.partitions import in_range
 from resources.landing import LandingPathError, LandingZoneResource
 
 HASH_CHUNK = 4 << 20
@@ -92,7 +93,7 @@ def discover(
             partition_key = source.partition_key(values)
             if only_partition is not None and partition_key != only_partition:
                 continue
-            if "date" in values and not _in_partition_range(values["date"]):
+            if "date" in values and not in_range(values["date"], today=datetime.now(UTC).date()):
                 _reject(
                     conn,
                     landing,
@@ -139,14 +140,6 @@ def _refusal(landing: LandingZoneResource, relative: str) -> str | None:
     return None
 
 
-def _in_partition_range(day: str) -> bool:
-    try:
-        value = date.fromisoformat(day)
-    except ValueError:
-        return False
-    return date.fromisoformat(PARTITION_START) <= value <= datetime.now(UTC).date() + timedelta(days=1)
-
-
 def _reject(conn, landing, source, relative, partition_key, size, mtime, reason, result) -> None:
     ledger.record_error(
         conn,
@@ -168,15 +161,19 @@ def _settle_leftover(landing: LandingZoneResource, load: ledger.Load, relative: 
         landing.move(relative, load.stored_path)
 
 
-def partitions_with_data(conn: psycopg.Connection, asset, landing: LandingZoneResource) -> list[str | None]:
-    """The partitions of a bronze asset that have landed or loaded files (`[None]` for an unpartitioned one)."""
-    source = SOURCES_BY_NAME.get(asset.key.path[-1])
-    if source is None or source.partitioning == "none":
-        return [None]
-    keys = {load.partition_key for load in ledger.all_live_loads(conn, source.name)}
-    for folder in source.folders:
-        for path in landing.iter_files(folder):
-            values = source.match(landing.relative(path))
-            if values:
-                keys.add(source.partition_key(values))
-    return sorted(str(key) for key in keys if key)
+def data_partitions(conn: psycopg.Connection, landing: LandingZoneResource) -> dict:
+    """For every partitioned source, the partitions that have landed or loaded files, by asset key."""
+    found = {}
+    for source in SOURCES:
+        if source.partitioning == "none":
+            continue
+        keys = {
+            str(load.partition_key) for load in ledger.all_live_loads(conn, source.name) if load.partition_key
+        }
+        for folder in source.folders:
+            for path in landing.iter_files(folder):
+                values = source.match(landing.relative(path))
+                if values and in_range(values["date"], today=datetime.now(UTC).date()):
+                    keys.add(str(source.partition_key(values)))
+        found[source.asset_key] = keys
+    return found

@@ -1,6 +1,7 @@
 """One factory turns each configured source into its bronze asset (with checks and metadata)."""
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -12,8 +13,9 @@ from assets.bronze.discover import discover
 from assets.bronze.load import FileOutcome, load_partition
 from assets.bronze.operational import MONGO_SOURCES, MongoSource, extract
 from assets.bronze.operational import ensure_table as ensure_mongo_table
-from assets.bronze.sources import OWNER, SOURCES, Source, split_partition_key
+from assets.bronze.sources import OWNER, SOURCES, Source
 from assets.bronze.tables import SCHEMA, ensure_tables, table
+from assets.partitions import Key
 from resources import LandingZoneResource, MongoResource, PostgresResource
 
 MONGO_BRONZE_DATABASE = "bronze"
@@ -21,7 +23,8 @@ PREVIEW_ROWS = 5
 
 
 class BronzeLoadConfig(dg.Config):
-    """Unpartitioned sources load only new files; `reload_all` reloads every current file of the source."""
+    """A run loads what is pending: new files, and files whose load did not finish. `reload_all` reloads every
+    current file of the source (of the run's partitions, for a partitioned source)."""
 
     reload_all: bool = False
 
@@ -36,6 +39,8 @@ def build_bronze_asset(source: Source) -> dg.AssetsDefinition:
         owners=[OWNER],
         description=source.description,
         partitions_def=source.partitions_def,
+        # A backlog of many partitions loads in one run over their range, each partition in its own transaction.
+        backfill_policy=dg.BackfillPolicy.single_run() if source.partitions_def else None,
         check_specs=checks.check_specs(source),
         retry_policy=dg.RetryPolicy(
             max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
@@ -52,10 +57,19 @@ def build_bronze_asset(source: Source) -> dg.AssetsDefinition:
         postgres: PostgresResource,
         mongo: MongoResource,
         landing: LandingZoneResource,
-    ) -> dg.MaterializeResult:
+    ):
         return materialize(context, source, config, postgres, mongo, landing)
 
     return bronze_asset
+
+
+@dataclass
+class PartitionLoad:
+    """What one partition's load did, and its checks."""
+
+    partition_key: str | None
+    metadata: dict
+    checks: list[dg.AssetCheckResult]
 
 
 def materialize(
@@ -65,60 +79,162 @@ def materialize(
     postgres: PostgresResource,
     mongo: MongoResource,
     landing: LandingZoneResource,
-) -> dg.MaterializeResult:
-    partition_key = context.partition_key if source.partitions_def else None
-    started = time.monotonic()
-    # Autocommit: every `conn.transaction()` below is a real transaction, each committed on its own.
+):
+    """Load each partition of the run (one, a range, or the unpartitioned source) in its own transaction. A
+    partition that fails does not stop the others: they are materialized and checked, and the run then fails
+    naming it (its loads stay retryable, so a re-run loads only what is left)."""
+    partition_keys = list(context.partition_keys) if source.partitions_def else [None]
+    done: list[PartitionLoad] = []
+    failed: dict[str, str] = {}
     with postgres.connect(autocommit=True) as conn:
         ledger.ensure_schema(conn)
         ensure_tables(conn, source)
-        # A run started by hand registers what landed since the sensor last looked.
-        discover(conn, source, landing, only_partition=partition_key)
-        if source.partitions_def or config.reload_all:
-            loads = ledger.live_loads(conn, source.name, partition_key)
-        else:
-            loads = ledger.pending_loads(conn, source.name)
-        load_ids = [load.load_id for load in loads]
-        scope = drift_scope(source, partition_key)
-        known_before = ledger.known_fields(conn, scope, min(load_ids)) if load_ids else set()
-        if not loads:
-            context.log.info(f"{source.name} {partition_key or ''}: no files to load")
-        ledger.mark_ingesting(conn, load_ids, context.run_id)
-        try:
-            with conn.transaction():
-                outcomes = _load(conn, source, partition_key, loads, mongo, landing)
-                ledger.record_fields(conn, scope, {o.load.load_id: o.fields_seen for o in outcomes})
-        except PyMongoError as exc:
-            message = (
-                f"MongoDB unavailable for the raw-document copy of {source.name}: {type(exc).__name__}: {exc}"
+        for partition_key in partition_keys:
+            try:
+                done.append(_load_one(context, conn, source, config, partition_key, mongo, landing))
+            except Exception as exc:
+                if len(partition_keys) == 1:
+                    raise
+                failed[str(partition_key)] = f"{type(exc).__name__}: {exc}"
+                context.log.error(
+                    f"{source.name} {partition_key}: load failed — {failed[str(partition_key)]}"
+                )
+    if len(partition_keys) == 1 and not failed:
+        [one] = done
+        return dg.MaterializeResult(metadata=one.metadata, check_results=one.checks)
+    return _ranged_result(context, source, done, failed)
+
+
+def _ranged_result(context, source: Source, done: list[PartitionLoad], failed: dict[str, str]):
+    """A run over a range: every partition keeps its own metadata and check evaluations."""
+    for load in done:
+        for check in load.checks:
+            context.log_event(
+                dg.AssetCheckEvaluation(
+                    asset_key=source.asset_key,
+                    check_name=check.check_name,
+                    passed=check.passed,
+                    severity=check.severity,
+                    metadata=check.metadata,
+                    partition=load.partition_key,
+                )
             )
-            ledger.mark_failed(conn, load_ids, message)
-            raise dg.Failure(
-                description=f"{message}. Nothing was written to Postgres; the run retries."
-            ) from exc
-        except Exception as exc:
-            ledger.mark_failed(conn, load_ids, f"{type(exc).__name__}: {exc}")
-            raise
-        _settle_files(context, landing, outcomes)
-        for outcome in outcomes:
-            if outcome.error:
-                context.log.warning(f"{source.name}: {outcome.load.path}: errored — {outcome.error}")
-        elapsed = time.monotonic() - started
-        partition_values = source.partition_values(partition_key)
-        results = [
-            checks.accounted(conn, source, load_ids),
-            checks.no_duplicate_records(conn, source, partition_values),
-            checks.schema_drift(known_before, outcomes),
-            checks.quarantine_rate(source, outcomes),
-        ]
-        metadata = _metadata(conn, source, partition_values, outcomes, elapsed)
-    return dg.MaterializeResult(metadata=metadata, check_results=results)
+    per_partition = {
+        str(load.partition_key): {
+            "files": load.metadata["files"],
+            "records_read": load.metadata["records_read"],
+            "rows_loaded": load.metadata["rows_loaded"],
+            "quarantined": sum(load.metadata["quarantined_by_reason"].data.values()),
+            "failed_checks": [c.check_name for c in load.checks if not c.passed],
+        }
+        for load in done
+    }
+    summary = {
+        "partitions": len(done) + len(failed),
+        "partitions_failed": dg.MetadataValue.json(failed),
+        "per_partition": dg.MetadataValue.json(per_partition),
+        "records_read": sum(p["records_read"] for p in per_partition.values()),
+        "rows_loaded": sum(p["rows_loaded"] for p in per_partition.values()),
+    }
+    if failed:
+        # The partitions that loaded are materialized one by one; the run fails for the others.
+        for load in done:
+            context.log_event(
+                dg.AssetMaterialization(
+                    source.asset_key, partition=load.partition_key, metadata={**load.metadata, **summary}
+                )
+            )
+        raise dg.Failure(
+            description=f"{source.name}: {len(failed)} of {len(done) + len(failed)} partitions failed to load: "
+            + "; ".join(f"{key}: {error}" for key, error in failed.items()),
+            metadata=summary,
+        )
+    for load in done:
+        context.add_asset_metadata(load.metadata, partition_key=load.partition_key)
+    by_check: dict[str, list[tuple[str, dg.AssetCheckResult]]] = {}
+    for load in done:
+        for check in load.checks:
+            by_check.setdefault(check.check_name, []).append((str(load.partition_key), check))
+    results = [
+        dg.AssetCheckResult(
+            check_name=name,
+            passed=all(check.passed for _, check in outcomes),
+            severity=outcomes[0][1].severity,
+            metadata={
+                "partitions": len(outcomes),
+                "failed_partitions": dg.MetadataValue.json([key for key, c in outcomes if not c.passed]),
+                "per_partition": dg.MetadataValue.json({key: _plain(c.metadata) for key, c in outcomes}),
+            },
+        )
+        for name, outcomes in by_check.items()
+    ]
+    return dg.MaterializeResult(metadata=summary, check_results=results)
+
+
+def _plain(metadata: dict) -> dict:
+    return {name: getattr(value, "value", value) for name, value in metadata.items()}
+
+
+def _load_one(
+    context: dg.AssetExecutionContext,
+    conn,
+    source: Source,
+    config: BronzeLoadConfig,
+    partition_key: str | None,
+    mongo: MongoResource,
+    landing: LandingZoneResource,
+) -> PartitionLoad:
+    started = time.monotonic()
+    # A run started by hand registers what landed since the sensor last looked.
+    discover(conn, source, landing, only_partition=partition_key)
+    current = ledger.live_loads(conn, source.name, partition_key) if source.partitions_def else []
+    if config.reload_all:
+        loads = current if source.partitions_def else ledger.all_live_loads(conn, source.name)
+    elif source.partitions_def:
+        # A partition loads whole (its duplicate screen sees every record of it), and only if it has work.
+        loads = current if any(ledger.is_pending(load) for load in current) else []
+    else:
+        loads = ledger.pending_loads(conn, source.name)
+    load_ids = [load.load_id for load in loads]
+    scope = drift_scope(source, partition_key)
+    known_before = ledger.known_fields(conn, scope, min(load_ids)) if load_ids else set()
+    if not loads:
+        context.log.info(f"{source.name} {partition_key or ''}: nothing new to load")
+    ledger.mark_ingesting(conn, load_ids, context.run_id)
+    try:
+        with conn.transaction():
+            outcomes = _load(conn, source, partition_key, loads, mongo, landing)
+            ledger.record_fields(conn, scope, {o.load.load_id: o.fields_seen for o in outcomes})
+    except PyMongoError as exc:
+        message = (
+            f"MongoDB unavailable for the raw-document copy of {source.name}: {type(exc).__name__}: {exc}"
+        )
+        ledger.mark_failed(conn, load_ids, message)
+        raise dg.Failure(description=f"{message}. Nothing was written to Postgres; the run retries.") from exc
+    except Exception as exc:
+        ledger.mark_failed(conn, load_ids, f"{type(exc).__name__}: {exc}")
+        raise
+    _settle_files(context, landing, outcomes)
+    for outcome in outcomes:
+        if outcome.error:
+            context.log.warning(f"{source.name}: {outcome.load.path}: errored — {outcome.error}")
+    partition_values = source.partition_values(partition_key)
+    # Accounting covers every current load of the partition, reloaded now or not.
+    accounted_ids = sorted({*load_ids, *(load.load_id for load in current)})
+    results = [
+        checks.accounted(conn, source, accounted_ids),
+        checks.no_duplicate_records(conn, source, partition_values),
+        checks.schema_drift(known_before, outcomes),
+        checks.quarantine_rate(source, outcomes),
+    ]
+    metadata = _metadata(conn, source, partition_values, outcomes, time.monotonic() - started)
+    return PartitionLoad(partition_key, metadata, results)
 
 
 def drift_scope(source: Source, partition_key: str | None) -> str:
     """Fields legitimately differ by network, so drift is judged against the same network's history."""
-    if source.partitioning == "daily_network" and partition_key:
-        return f"{source.name}/{split_partition_key(partition_key)['network']}"
+    if source.partitioning == "date_network" and partition_key:
+        return f"{source.name}/{Key.parse(partition_key).network}"
     return source.name
 
 

@@ -223,12 +223,22 @@ def all_live_loads(conn: psycopg.Connection, source: str) -> list[Load]:
     ).fetchall()
 
 
+def is_pending(load: Load) -> bool:
+    """Registered and not loaded yet: ready, left `ingesting` by a run that died, or `errored` by a failed
+    transaction (its file still where it landed; an unreadable file has moved to error/ and is done)."""
+    return load.status in ("ready", "ingesting") or (
+        load.status == "errored" and load.stored_path == load.path
+    )
+
+
 def pending_loads(conn: psycopg.Connection, source: str) -> list[Load]:
-    """Loads registered but not (successfully) loaded yet."""
+    """The loads of a source that `is_pending`."""
     cur = conn.cursor(row_factory=class_row(Load))
     return cur.execute(
         _q("""SELECT {columns} FROM ledger.loads
-            WHERE source = %s AND status IN ('ready', 'ingesting') ORDER BY load_id"""),
+            WHERE source = %s AND sha256 <> ''
+              AND (status IN ('ready', 'ingesting') OR (status = 'errored' AND stored_path = path))
+            ORDER BY load_id"""),
         (source,),
     ).fetchall()
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Literal
 
 import dagster as dg
 
-NETWORKS = ("youtube", "instagram", "tiktok", "facebook", "snapchat", "x")
-PARTITION_START = "2025-01-01"
+from assets.partitions import NETWORKS, PARTITIONS_DEFS, Key, Partitioning, key_for
+
 OWNER = "team:data-platform"
 
 Format = Literal["jsonl", "json", "csv"]
-Partitioning = Literal["none", "daily", "daily_network"]
 
 
 @dataclass(frozen=True)
@@ -60,21 +58,14 @@ class Source:
 
     @property
     def partitions_def(self) -> dg.PartitionsDefinition | None:
-        daily = dg.DailyPartitionsDefinition(start_date=PARTITION_START, end_offset=1)
-        if self.partitioning == "daily":
-            return daily
-        if self.partitioning == "daily_network":
-            return dg.MultiPartitionsDefinition(
-                {"date": daily, "network": dg.StaticPartitionsDefinition(NETWORKS)}
-            )
-        return None
+        return PARTITIONS_DEFS[self.partitioning]
 
     @property
     def partition_columns(self) -> tuple[tuple[str, str], ...]:
         """Typed columns carrying the partition, taken from the file's path (the landing contract)."""
         if self.partitioning == "daily":
             return (("partition_date", "date"),)
-        if self.partitioning == "daily_network":
+        if self.partitioning == "date_network":
             return (("partition_date", "date"), ("partition_network", "text"))
         return ()
 
@@ -83,8 +74,7 @@ class Source:
         the source's whole history."""
         if self.partitioning == "none" or partition_key is None:
             return self.folders
-        values = split_partition_key(partition_key) if self.partitioning == "daily_network" else {}
-        values.setdefault("date", partition_key.split("|")[0])
+        values = Key.parse(partition_key).values()
         folders = set()
         for pattern in self.patterns:
             head = pattern.rsplit("/", 1)[0]
@@ -104,26 +94,14 @@ class Source:
         return None
 
     def partition_key(self, values: dict[str, str]) -> str | None:
-        if self.partitioning == "none":
-            return None
-        if self.partitioning == "daily":
-            return values["date"]
-        return dg.MultiPartitionKey({"date": values["date"], "network": values["network"]})
+        return key_for(self.partitioning, values.get("date", ""), values.get("network"))
 
     def partition_values(self, partition_key: str | None) -> tuple[object, ...]:
         """The typed partition-column values of a Dagster partition key (same order as partition_columns)."""
         if self.partitioning == "none" or partition_key is None:
             return ()
-        if self.partitioning == "daily":
-            return (date.fromisoformat(partition_key),)
-        keys = split_partition_key(partition_key)
-        return (date.fromisoformat(keys["date"]), keys["network"])
-
-
-def split_partition_key(partition_key: str) -> dict[str, str]:
-    """A date × network key by dimension (Dagster joins dimension values in name order: date|network)."""
-    day, network = partition_key.split("|")
-    return {"date": day, "network": network}
+        key = Key.parse(partition_key)
+        return (key.date,) if self.partitioning == "daily" else (key.date, key.network)
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -151,7 +129,7 @@ SOURCES: tuple[Source, ...] = (
             "social/posts/network={network}/date={date}/*.jsonl.gz",
         ),
         format="jsonl",
-        partitioning="daily_network",
+        partitioning="date_network",
         natural_key=("network", "post_id"),
         fields=(
             Field("post_id", "text", ("postId", "id")),

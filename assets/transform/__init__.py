@@ -6,8 +6,8 @@ assets/transform/project.py`, or `dagster dev`, which prepares it).
 
 import dagster as dg
 
-from assets.transform.assets import built_after_partitions, dbt_assets_list, dbt_resource, range_tags
+from assets.transform.assets import dbt_assets_list, dbt_resource
 
 dbt_assets: list[dg.AssetsDefinition] = dbt_assets_list
 
-__all__ = ["built_after_partitions", "dbt_assets", "dbt_resource", "range_tags"]
+__all__ = ["dbt_assets", "dbt_resource"]

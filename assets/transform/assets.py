@@ -11,15 +11,15 @@ re-running a partition is idempotent. `full_refresh: true` rebuilds the selected
 import os
 import shutil
 import sys
-from collections.abc import Iterable, Iterator
-from datetime import date, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from assets.bronze.sources import NETWORKS, SOURCES_BY_NAME, split_partition_key
+from assets.partitions import PARTITIONS_DEFS, window
 from assets.transform.env import dbt_env
 from assets.transform.project import dbt_project, publish_partial_parse
 from assets.transform.translator import StrataDbtTranslator
@@ -28,10 +28,6 @@ from resources import PostgresResource
 TRANSLATOR = StrataDbtTranslator()
 DBT_POOL = "dbt"
 PARTITIONED_SELECTION = "config.meta.dagster.partitioning:date_network config.meta.dagster.partitioning:daily"
-PARTITIONS_DEFS: dict[str, dg.PartitionsDefinition] = {
-    "date_network": SOURCES_BY_NAME["social_posts"].partitions_def,
-    "daily": SOURCES_BY_NAME["social_accounts"].partitions_def,
-}
 
 
 class DbtRunConfig(dg.Config):
@@ -57,24 +53,16 @@ def window_env(window: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def window_vars(context: dg.AssetExecutionContext, partitioning: str) -> dict[str, Any]:
+def window_vars(context: dg.AssetExecutionContext) -> dict[str, Any]:
     """The partition window of the run (one key or a range) as dbt vars."""
-    if partitioning == "daily":
-        window = context.partition_time_window
-        return {
-            "partition_start": window.start.date().isoformat(),
-            "partition_end": window.end.date().isoformat(),
-        }
-    keys = [split_partition_key(key) for key in context.partition_keys]
-    days = sorted({date.fromisoformat(key["date"]) for key in keys})
-    networks = sorted({key["network"] for key in keys}, key=NETWORKS.index)
-    # The bounding rectangle of the run's keys: re-computing a partition from bronze is idempotent, so a
-    # non-rectangular selection only does a little more work.
-    return {
-        "partition_start": days[0].isoformat(),
-        "partition_end": (days[-1] + timedelta(days=1)).isoformat(),
-        "partition_networks": networks,
+    bounds = window(context.partition_keys)
+    variables: dict[str, Any] = {
+        "partition_start": bounds.start.isoformat(),
+        "partition_end": bounds.end.isoformat(),
     }
+    if bounds.networks:
+        variables["partition_networks"] = list(bounds.networks)
+    return variables
 
 
 def _build(
@@ -85,9 +73,9 @@ def _build(
     partitioning: str,
 ) -> Iterator:
     # One source of truth for the warehouse: the Postgres resource's URL, handed to profiles.yml.
-    os.environ.update(dbt_env(postgres.url, os.environ.get("STRATA_PII_SALT")))
-    window: dict[str, str] = {}
-    args = ["build"]
+    environment = dbt_env(postgres.url, os.environ.get("STRATA_PII_SALT"))
+    # Unit tests check the SQL, not the data: they run in the test suite, not on every build.
+    args = ["build", "--exclude-resource-type", "unit_test"]
     if partitioning == "none":
         # Relationship tests of partitioned facts point at unpartitioned dimensions (posts → accounts); dbt's
         # eager selection would pick them up here, before their fact is built. They run with their fact.
@@ -95,12 +83,12 @@ def _build(
     if config.full_refresh:
         args.append("--full-refresh")
     elif partitioning != "none":
-        variables = window_vars(context, partitioning)
+        variables = window_vars(context)
         context.log.info(f"dbt partition window: {variables}")
-        window = window_env(variables)
-    # Steps of one run share the process: the window is set for this invocation only.
-    os.environ.update(window)
-    try:
+        environment |= window_env(variables)
+    # dagster-dbt hands os.environ to the dbt process and renders the profile from it for the row counts: the
+    # variables are set for this invocation only, never left for later steps of the same process.
+    with scoped_environ(environment):
         invocation = dbt.cli(args, context=context)
         try:
             yield from invocation.stream().fetch_row_counts()
@@ -108,9 +96,20 @@ def _build(
         finally:
             # Each invocation writes its own target folder; its events are in Dagster's log already.
             shutil.rmtree(invocation.target_path, ignore_errors=True)
+
+
+@contextmanager
+def scoped_environ(variables: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
     finally:
-        for name in window:
-            os.environ.pop(name, None)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _dbt_assets_for(partitioning: str) -> dg.AssetsDefinition:
@@ -142,33 +141,3 @@ def _dbt_assets_for(partitioning: str) -> dg.AssetsDefinition:
 
 
 dbt_assets_list: list[dg.AssetsDefinition] = [_dbt_assets_for(p) for p in ("date_network", "daily", "none")]
-
-
-def built_after_partitions(assets_defs: list[dg.AssetsDefinition]) -> set[dg.AssetKey]:
-    """Unpartitioned models that read a partitioned one (directly or through another model): a full build
-    runs them after the partition ranges, the other unpartitioned models before."""
-    partitioned = {key for a in assets_defs if a.partitions_def for key in a.keys}
-    unpartitioned = next(a for a in assets_defs if not a.partitions_def)
-    after: set[dg.AssetKey] = set()
-    grew = True
-    while grew:
-        grew = False
-        for key in unpartitioned.keys - after:
-            if unpartitioned.asset_deps[key] & (partitioned | after):
-                after.add(key)
-                grew = True
-    return after
-
-
-def range_tags(assets_def: dg.AssetsDefinition, days: Iterable[str]) -> dict[str, str] | None:
-    """Run tags making one run of `assets_def` cover every partition of the given days (a single-run
-    backfill range), or None if no partition falls on them."""
-    days = sorted(days)
-    keys = [
-        key
-        for key in assets_def.partitions_def.get_partition_keys()
-        if days and days[0] <= key[:10] <= days[-1]
-    ]
-    if not keys:
-        return None
-    return {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}

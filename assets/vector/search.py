@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import date
 
-from qdrant_client import models
-
 from resources import EmbeddingModelResource, QdrantResource
 
 COLLECTION = "content_index"
@@ -40,7 +38,9 @@ def search(
     limit: int = 10,
 ) -> list[Hit]:
     """The `limit` documents closest in meaning to `text`, restricted by the given filters."""
-    must: list[models.Condition] = []
+    from qdrant_client import models
+
+    must: list = []
     for name, value in (("network", network), ("account_id", account), ("source_type", source_type)):
         if value:
             must.append(models.FieldCondition(key=name, match=models.MatchValue(value=value)))

@@ -14,19 +14,24 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
-from qdrant_client import QdrantClient, models
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
 
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://strata.example/vector/content_index")
 # Filter fields; payload indexes are created where the server supports them (local mode ignores them).
 INDEXED_FIELDS = {
-    "source_type": models.PayloadSchemaType.KEYWORD,
-    "network": models.PayloadSchemaType.KEYWORD,
-    "account_id": models.PayloadSchemaType.KEYWORD,
-    "created_day": models.PayloadSchemaType.INTEGER,
+    "source_type": "keyword",
+    "network": "keyword",
+    "account_id": "keyword",
+    "created_day": "integer",
 }
 SCROLL_PAGE = 1024
 UPSERT_BATCH = 256
+# Texts per `encode` call: the model pads each of its batches to the longest text, so texts are embedded in
+# length order, in calls large enough to keep both cores busy while the previous call's points are written.
+ENCODE_BATCH = 1024
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ class SyncResult:
 
 def ensure_collection(client: QdrantClient, collection: str, dimension: int, *, local: bool) -> bool:
     """Create the collection (cosine, `dimension`) if missing or of another dimension; True if (re)created."""
+    from qdrant_client import models
+
     if client.collection_exists(collection):
         info = client.get_collection(collection)
         if info.config.params.vectors.size == dimension:
@@ -90,7 +97,9 @@ def ensure_collection(client: QdrantClient, collection: str, dimension: int, *, 
     )
     if not local:
         for name, schema in INDEXED_FIELDS.items():
-            client.create_payload_index(collection, field_name=name, field_schema=schema, wait=True)
+            client.create_payload_index(
+                collection, field_name=name, field_schema=models.PayloadSchemaType(schema), wait=True
+            )
     return True
 
 
@@ -119,6 +128,8 @@ def sync(
     local: bool,
     log: Callable[[str], None] = lambda message: None,
 ) -> SyncResult:
+    from qdrant_client import models
+
     result = SyncResult(recreated=ensure_collection(client, collection, dimension, local=local))
     existing = stored_points(client, collection)
     seen: set[str] = set()
@@ -160,11 +171,14 @@ def sync(
 
 
 def _embed_and_upsert(client, collection, to_embed, encode, model_name, model_version, log) -> int:
-    """Encode batch N+1 while batch N is written: the model and Qdrant's writes overlap."""
+    """Encode call N+1 while the points of call N are written: the model and Qdrant's writes overlap."""
+    from qdrant_client import models
+
+    ordered = sorted(to_embed, key=lambda item: len(item[1].text))
     pending: Future | None = None
     done = 0
     with ThreadPoolExecutor(max_workers=1) as writer:
-        for batch in _chunks(to_embed, UPSERT_BATCH):
+        for batch in _chunks(ordered, ENCODE_BATCH):
             vectors = encode([document.text for _, document in batch])
             points = [
                 models.PointStruct(
@@ -174,12 +188,17 @@ def _embed_and_upsert(client, collection, to_embed, encode, model_name, model_ve
             ]
             if pending:
                 pending.result()
-            pending = writer.submit(client.upsert, collection, points=points, wait=True)
+            pending = writer.submit(_write, client, collection, points)
             done += len(points)
             log(f"embedded {done}/{len(to_embed)}")
         if pending:
             pending.result()
     return done
+
+
+def _write(client, collection: str, points: list) -> None:
+    for batch in _chunks(points, UPSERT_BATCH):
+        client.upsert(collection, points=batch, wait=True)
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:

@@ -9,7 +9,7 @@ time only it:
 
 - bronze: every partitioned bronze asset's partitions of the new day (one `dg.materialize` each);
 - dbt partitions: `dbt_date_network` over that day's date × network keys (one range run) + `dbt_daily` for the day;
-- after partitions: the unpartitioned models that read partitioned ones (`built_after_partitions`) — they run too
+- after partitions: the unpartitioned models that read partitioned ones (`_after_keys`) — they run too
   after a new day, rebuild from the whole history and are expected to grow with it (reported, no target).
 
 The target is on bronze + dbt partitions. Everything runs in-process against the bench database (its schemas
@@ -158,15 +158,15 @@ def _run(ctx: BenchContext, history: int, days: list[str], landing: Path, stagin
     import dagster as dg
 
     from assets.bronze import ledger
-    from assets.bronze.discover import partitions_with_data
+    from assets.bronze.discover import data_partitions
     from assets.bronze.factory import bronze_assets
-    from assets.transform import built_after_partitions, dbt_assets
+    from assets.transform import dbt_assets
     from strata.definitions import defs
 
     resources = defs.resources
     unpartitioned = next(a for a in dbt_assets if not a.partitions_def)
     partitioned = [a for a in dbt_assets if a.partitions_def]
-    after = built_after_partitions(dbt_assets)
+    after = _after_keys()
     failures: list[str] = []
 
     def bronze_partitions(wanted_days: set[str]) -> list[tuple]:
@@ -174,8 +174,10 @@ def _run(ctx: BenchContext, history: int, days: list[str], landing: Path, stagin
         with dg.build_resources({"postgres": resources["postgres"], "landing": resources["landing"]}) as live:
             with live.postgres.connect(autocommit=True) as conn:
                 ledger.ensure_schema(conn)
+                data = data_partitions(conn, live.landing)
                 for asset in bronze_assets:
-                    for key in partitions_with_data(conn, asset, live.landing):
+                    keys = sorted(data[asset.key]) if asset.key in data else [None]
+                    for key in keys:
                         if key is None or key[:10] in wanted_days:
                             steps.append((asset, key))
         return steps
@@ -295,7 +297,16 @@ def incremental_partition(ctx: BenchContext) -> ScenarioResult:
     return result
 
 
-def _after_keys():
-    from assets.transform import built_after_partitions, dbt_assets
+def _after_keys() -> set:
+    """The unpartitioned models the build order places after a partitioned step."""
+    from assets.automation.plan import build_order
+    from assets.transform import dbt_assets
+    from strata.definitions import defs
 
-    return built_after_partitions(dbt_assets)
+    steps = build_order(defs.resolve_asset_graph(), {key for a in dbt_assets for key in a.keys})
+    after, partitioned_seen = set(), False
+    for step in steps:
+        partitioned_seen |= step.partitions_def is not None
+        if partitioned_seen and step.partitions_def is None:
+            after |= set(step.keys)
+    return after
