@@ -36,9 +36,12 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd dbt && ../$(BIN)/sqlfluff lint models --nocolor --processes 2
 
+# Two workers; the tests that share one expensive state (the running stack, the built pipeline, the demo's
+# home) stay on one worker each (xdist groups).
 test: install lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 bench: install
 	$(BIN)/strata bench

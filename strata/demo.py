@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import dagster as dg
 
+from assets.automation.graph import downstream_of
 from assets.automation.plan import Run, materialize_runs
 from strata import services
 from strata.config import Settings
@@ -30,18 +31,26 @@ class DemoReport:
     failed_runs: list[str] = field(default_factory=list)
     checks: Counter = field(default_factory=Counter)
     blocking_failures: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
-    def record(self, label: str, result: dg.ExecuteInProcessResult, blocking: set[dg.AssetCheckKey]) -> None:
+    def record(
+        self, run: Run, result: dg.ExecuteInProcessResult, blocking: set[dg.AssetCheckKey]
+    ) -> set[dg.AssetKey]:
+        """Count the run's outcomes; returns the assets whose downstream must not be built on top of them (a
+        blocking check failed, or they were not materialized)."""
         self.runs += 1
         if not result.success:
-            self.failed_runs.append(label)
+            self.failed_runs.append(run.label)
+        unusable = set(run.keys) - {event.asset_key for event in result.get_asset_materialization_events()}
         for evaluation in result.get_asset_check_evaluations():
             outcome = "passed" if evaluation.passed else "failed"
             self.checks[(evaluation.severity.value, outcome)] += 1
             if not evaluation.passed and evaluation.asset_check_key in blocking:
                 self.blocking_failures.append(
-                    f"{label}: {evaluation.asset_key.to_user_string()} {evaluation.check_name}"
+                    f"{run.label}: {evaluation.asset_key.to_user_string()} {evaluation.check_name}"
                 )
+                unusable.add(evaluation.asset_key)
+        return unusable
 
     @property
     def ok(self) -> bool:
@@ -68,9 +77,18 @@ def run_demo(settings: Settings) -> int:
     } | {key for c in defs.asset_checks for key in c.check_keys if c.get_spec_for_check_key(key).blocking}
     started = time.monotonic()
     definitions = [*defs.assets, *defs.asset_checks]
+    asset_graph = defs.resolve_asset_graph()
+    blocked: set[dg.AssetKey] = set()
     with RunSession(instance, say=lambda line: print(line, flush=True)) as session:
         session.recover()
-        for run in plan(defs):
+        for planned in plan(defs):
+            run = replace(planned, keys=tuple(key for key in planned.keys if key not in blocked))
+            left_out = [key.to_user_string() for key in planned.keys if key in blocked]
+            if left_out:
+                print(f"… skipped {', '.join(left_out)}: built on a failed blocking check or a failed run")
+                report.skipped += left_out
+            if not run.keys:
+                continue
             print(f"… {run.label}", flush=True)
             session.wait_for_pools(_pools(defs, run))
             [(_, result)] = materialize_runs(
@@ -82,7 +100,7 @@ def run_demo(settings: Settings) -> int:
                 execute=session.execute,
                 raise_on_error=False,
             )
-            report.record(run.label, result, blocking)
+            blocked |= downstream_of(asset_graph, report.record(run, result, blocking))
         print(f"\nmaterialized everything in {time.monotonic() - started:.0f} s")
         _print_summary(report, defs, instance)
     return 0 if report.ok else 1
@@ -160,7 +178,7 @@ def _print_summary(report: DemoReport, defs: dg.Definitions, instance: dg.Dagste
         for hit in search(live.qdrant, live.embedder, SAMPLE_QUERY, limit=3):
             print(f"  {hit.rank}. {hit.score:.3f} [{hit.source_type} {hit.network or ''}] {hit.text[:90]}")
 
-    print(f"\n{report.runs} runs, {len(report.failed_runs)} failed")
+    print(f"\n{report.runs} runs, {len(report.failed_runs)} failed, {len(report.skipped)} skipped")
     for label in report.failed_runs:
         print(f"  run failed: {label}")
     for failure in report.blocking_failures:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -23,6 +25,9 @@ import pytest
 from resources import LandingZoneResource, MongoResource, PostgresResource, QdrantResource
 from strata import services
 from strata.config import Settings
+
+# Retries stay as many, their waits near zero (assets.conventions reads this when the definitions are built).
+os.environ.setdefault("STRATA_RETRY_DELAY_SCALE", "0.01")
 
 
 def free_port() -> int:
@@ -211,6 +216,75 @@ def pipeline(strata_env, built_pipeline, sample_drop, request, tmp_path_factory)
         )
 
 
+REPO = Path(__file__).resolve().parent.parent
+STRATA = str(Path(sys.executable).with_name("strata"))
+# What a settled stack has materialized: every gold mart and the index.
+GOLD_AND_INDEX = [
+    "gold/account_daily_engagement",
+    "gold/creator_leaderboard",
+    "gold/ambassador_program_performance",
+    "gold/content_performance",
+    "gold/viewing_completion",
+    "gold/brand_mentions_daily",
+    "vector/content_index",
+]
+SETTLE_TIMEOUT = 1200
+
+
+@dataclass
+class Stack:
+    """`strata up` on free ports with the sample drop, watched through the Dagster UI's GraphQL API."""
+
+    home: Path
+    env: dict[str, str]
+    dagster: object
+    # The runs of the first settle: the sample drop landing all at once.
+    first_refresh_runs: list
+    first_refresh_seconds: float
+
+    @property
+    def warehouse(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.env['STRATA_POSTGRES_PORT']}/strata"
+
+    @property
+    def storage(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.env['STRATA_POSTGRES_PORT']}/dagster"
+
+    @property
+    def manifest(self) -> dict:
+        import json
+
+        return json.loads((self.home / "landing" / "manifest.json").read_text())
+
+    def strata(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [STRATA, *args], cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def settle(self) -> float:
+        return self.dagster.settle(GOLD_AND_INDEX, timeout=SETTLE_TIMEOUT)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """One `strata up` for the session's end-to-end tests, settled on the sample drop before the first of them.
+    A test that restarts it leaves it running and settled."""
+    from tests.dagster_api import Dagster
+
+    home = Path(tempfile.mkdtemp(prefix="strata-stack-"))
+    env = isolated_env(home)
+    try:
+        up = subprocess.run([STRATA, "up"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "landed the sample drop" in up.stdout
+        dagster = Dagster(f"http://127.0.0.1:{env['STRATA_DAGSTER_PORT']}")
+        seconds = dagster.settle(GOLD_AND_INDEX, timeout=SETTLE_TIMEOUT)
+        yield Stack(home, env, dagster, dagster.runs(), seconds)
+    finally:
+        subprocess.run([STRATA, "down"], cwd=REPO, env=env, capture_output=True, timeout=120)
+        shutil.rmtree(home, ignore_errors=True)
+
+
 @contextmanager
 def webhook_receiver() -> Iterator[tuple[int, list[tuple[str, bytes]]]]:
     """A real HTTP endpoint on a free port recording each POST's path and body."""
@@ -262,12 +336,9 @@ def build(
     from assets.bronze.discover import data_partitions
     from strata.definitions import defs
 
-    landing = resources.get("landing")
-    data = {}
-    if landing is not None:
-        with resources["postgres"].connect(autocommit=True) as conn:
-            ledger.ensure_schema(conn)
-            data = data_partitions(conn, landing)
+    with resources["postgres"].connect(autocommit=True) as conn:
+        ledger.ensure_schema(conn)
+        data = data_partitions(conn, resources.get("landing"))
     graph = defs.resolve_asset_graph()
     return materialize_runs(
         plan_runs(graph, data, keys),

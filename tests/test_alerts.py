@@ -4,6 +4,7 @@ local HTTP server; without a webhook they are only logged."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import dagster as dg
@@ -78,3 +79,28 @@ def test_without_a_webhook_alerts_are_only_logged(monkeypatch):
     result = quality_alert_sensor(dg.build_sensor_context(instance=instance))
 
     assert result is None  # alerts were produced (logged), nothing was posted
+
+
+def test_freshness_falling_to_warn_posts_one_alert_and_recovering_posts_none(webhook):
+    """The freshness daemon records a state change as a runless asset event; the sensor turns a degradation
+    into an alert, once."""
+    from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
+
+    instance = dg.DagsterInstance.ephemeral()
+    key = dg.AssetKey(["gold", "account_daily_engagement"])
+    instance.report_runless_asset_event(
+        FreshnessStateChange(
+            key, FreshnessState.WARN, FreshnessState.PASS, state_change_timestamp=time.time()
+        )
+    )
+    context = dg.build_sensor_context(instance=instance)
+    quality_alert_sensor(context)
+    instance.report_runless_asset_event(
+        FreshnessStateChange(
+            key, FreshnessState.PASS, FreshnessState.WARN, state_change_timestamp=time.time()
+        )
+    )
+    quality_alert_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor))
+
+    alerts = [json.loads(body)["text"] for _, body in webhook]
+    assert alerts == [":hourglass: `gold/account_daily_engagement` freshness PASS → WARN"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,9 +55,57 @@ def test_workspace_validates_with_the_dagster_cli(tmp_path):
 
 
 def test_loading_the_code_location_does_not_import_the_model_stack():
-    code = "import sys, strata.definitions; print(sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))"
+    heavy = ("torch", "sentence_transformers", "qdrant_client", "matplotlib")
+    code = f"import sys, strata.definitions; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_the_dbt_project_is_parsed_only_when_a_file_is_newer_than_its_manifest(tmp_path):
+    from dagster_dbt import DbtProject
+
+    from assets.transform.project import DBT_PROJECT_DIR, manifest_is_stale
+
+    project_dir = tmp_path / "dbt"
+    shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns("logs"))
+    project = DbtProject(project_dir=project_dir, profiles_dir=project_dir)
+    manifest = project.manifest_path
+    newest = max(p.stat().st_mtime for p in project_dir.rglob("*") if p.is_file())
+    os.utime(manifest, (newest + 10, newest + 10))
+    fresh = manifest_is_stale(project)
+
+    model = next(project_dir.glob("models/silver/social/posts.sql"))
+    os.utime(model, (newest + 20, newest + 20))
+    edited = manifest_is_stale(project)
+    # Folders dbt writes itself never make it stale.
+    os.utime(model, (newest, newest))
+    (project_dir / "target" / "later.json").write_text("{}")
+    (project_dir / "logs").mkdir(exist_ok=True)
+    (project_dir / "logs" / "dbt.log").write_text("")
+    generated = manifest_is_stale(project)
+    manifest.unlink()
+    missing = manifest_is_stale(project)
+
+    assert (fresh, edited, generated, missing) == (False, True, False, True)
+
+
+def test_pools_are_taken_per_run_by_the_dbt_builds_and_the_index():
+    """The instance admits one run per pool at a time (platform/dagster.yaml); the steps that must not overlap
+    declare theirs."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "platform" / "dagster.yaml").read_text())
+    graph = defs.resolve_asset_graph()
+    pools = {
+        key.to_user_string(): graph.get(key).pools
+        for key in graph.materializable_asset_keys
+        if graph.get(key).pools
+    }
+
+    assert config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "run"}
+    assert set(pools.values()) == {frozenset({"dbt"}), frozenset({"qdrant"})}
+    assert pools["vector/content_index"] == {"qdrant"} and pools["silver/posts"] == {"dbt"}
+    assert all(pool == {"dbt"} for key, pool in pools.items() if key.startswith(("silver/", "gold/")))
 
 
 def test_sensors_that_drive_the_platform_run_by_default():

@@ -1,57 +1,354 @@
-"""`strata demo`, the pipeline headless: it lands the sample drop, materializes everything once, prints the
-summary, and its exit status says whether every run succeeded and every blocking check passed."""
+"""`strata demo` for real, on a one-day drop: killed inside each phase that holds something and run again, it
+ends as an uninterrupted build of the same drop would; it stops at once on SIGTERM or SIGINT (also while
+waiting for a pool, saying who holds it); it exits non-zero when a blocking check fails, building nothing on
+top of the failure."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
+from psycopg import sql
 
-from tests.conftest import isolated_env
+from tests.conftest import build, isolated_env, keys_in, scratch_database
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+pytestmark = [pytest.mark.xdist_group("demo"), pytest.mark.slow, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parent.parent
 STRATA = str(Path(sys.executable).with_name("strata"))
+# One file much larger than the rest, so that its COPY lasts long enough to be caught mid-way. Viewers: they
+# reach silver, not the index.
+BIG_FILE = "video/users/users-big.csv"
+BIG_ROWS = 100_000
 
 
-@pytest.fixture
-def demo_env():
-    home = Path(tempfile.mkdtemp(prefix="strata-demo-"))
-    env = isolated_env(home, dagster=False)
+@dataclass
+class Home:
+    """A STRATA_HOME with a one-day drop landed, and the environment of `strata` commands run on it."""
+
+    path: Path
+    env: dict[str, str]
+
+    @property
+    def warehouse(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.env['STRATA_POSTGRES_PORT']}/strata"
+
+    @property
+    def storage(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.env['STRATA_POSTGRES_PORT']}/dagster"
+
+    def strata(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [STRATA, *args], cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def start_demo(self) -> Demo:
+        return Demo(self)
+
+
+class Demo:
+    """`strata demo` in its own process group, its output in a file that can be watched while it runs."""
+
+    def __init__(self, home: Home):
+        self.home = home
+        self.log = home.path / f"demo-{time.monotonic_ns()}.log"
+        self._out = self.log.open("wb")
+        self.process = subprocess.Popen(
+            [STRATA, "demo"],
+            cwd=REPO,
+            env=home.env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, hit: Callable[[], bool], what: str, timeout: float = 600) -> None:
+        deadline = time.monotonic() + timeout
+        while not hit():
+            assert self.process.poll() is None, f"the demo ended before {what}:\n{self.output[-3000:]}"
+            assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+            time.sleep(0.02)
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self._out.close()
+
+    def finish(self, timeout: float = 900) -> int:
+        code = self.process.wait(timeout=timeout)
+        self._out.close()
+        return code
+
+
+@contextmanager
+def demo_home() -> Iterator[Home]:
+    """A fresh STRATA_HOME with the one-day drop (and one big posts partition) landed; stopped and removed after."""
+    path = Path(tempfile.mkdtemp(prefix="strata-demo-"))
+    home = Home(path, isolated_env(path, dagster=False))
     try:
-        yield env
+        generated = home.strata("generate", "--out", str(path / "landing"), "--days", "1", "--seed", "11")
+        assert generated.returncode == 0, generated.stderr
+        with (path / "landing" / BIG_FILE).open("w") as out:
+            out.write("user_id,name,email,country,signup_date,subscription_tier\r\n")
+            for n in range(BIG_ROWS):
+                out.write(f"big_{n:07d},Viewer {n},viewer{n}@example.org,FR,2024-01-01,free\r\n")
+        yield home
     finally:
-        subprocess.run([STRATA, "down"], cwd=REPO, env=env, capture_output=True, timeout=120)
-        shutil.rmtree(home, ignore_errors=True)
+        home.strata("down", timeout=120)
+        shutil.rmtree(path, ignore_errors=True)
 
 
-def demo(env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([STRATA, "demo"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+COPYING_INTO_BRONZE = ("query LIKE %s", 'COPY "bronze".%')
+DBT_AT_WORK = ("application_name = %s", "dbt")
 
 
-def test_demo_exits_zero_on_the_sample_drop_and_non_zero_when_a_blocking_check_fails(demo_env):
-    passed = demo(demo_env)
+def active(home: Home, statement: tuple[str, str]) -> bool:
+    """Whether the warehouse is executing a statement of the kind given right now."""
+    condition, value = statement
+    try:
+        with psycopg.connect(home.warehouse, connect_timeout=2) as conn:
+            return bool(
+                conn.execute(
+                    sql.SQL(
+                        "SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() AND "
+                    )
+                    + sql.SQL(condition),
+                    (value,),
+                ).fetchone()
+            )
+    except psycopg.OperationalError:
+        return False  # the server is not up yet
 
-    assert passed.returncode == 0, passed.stdout[-4000:] + passed.stderr[-4000:]
+
+def state(warehouse: str, qdrant: Path) -> dict:
+    """What a build leaves: bronze and quarantine counts, silver and gold row contents (without load ids, which
+    number loads), and the index's points with their content hashes."""
+    found = {}
+    with psycopg.connect(warehouse) as conn:
+        tables = conn.execute(
+            """SELECT table_schema, table_name, array_agg(column_name::text ORDER BY ordinal_position)
+               FROM information_schema.columns
+               WHERE table_schema IN ('bronze', 'silver', 'gold') AND table_name <> 'check_history'
+               GROUP BY 1, 2 ORDER BY 1, 2"""
+        ).fetchall()
+        for schema, table, columns in tables:
+            name = sql.Identifier(schema, table)
+            if schema == "bronze":
+                found[f"{schema}.{table}"] = conn.execute(
+                    sql.SQL("SELECT count(*) FROM {}").format(name)
+                ).fetchone()[0]
+                continue
+            kept = sql.SQL(", ").join(
+                sql.Identifier(c) for c in columns if c not in ("load_id", "source_file")
+            )
+            found[f"{schema}.{table}"] = conn.execute(
+                sql.SQL(
+                    "SELECT count(*) || ':' || md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), ''))"
+                    " FROM (SELECT {} FROM {}) r"
+                ).format(kept, name)
+            ).fetchone()[0]
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(path=str(qdrant))
+    try:
+        points, _ = client.scroll("content_index", limit=1_000_000, with_payload=True)
+        found["qdrant"] = sorted((str(p.id), p.payload["content_hash"]) for p in points)
+    finally:
+        client.close()
+    return found
+
+
+def run_status(home: Home, run_id: str) -> str:
+    with psycopg.connect(home.storage) as conn:
+        return conn.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,)).fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def reference(strata_env, tmp_path_factory) -> dict:
+    """What an uninterrupted build of the same drop leaves: every asset built once, in this process, through the
+    build plan `strata demo` uses (tests.conftest.build), into fresh stores."""
+    from assets.transform import dbt_resource
+    from resources import EmbeddingModelResource, LandingZoneResource, MongoResource, QdrantResource
+
+    with demo_home() as home, scratch_database(strata_env, "t_demo_reference") as postgres:
+        store = tmp_path_factory.mktemp("reference")
+        resources = {
+            "postgres": postgres,
+            "mongo": MongoResource(url=(store / "mongo").as_uri(), database_name="strata"),
+            "landing": LandingZoneResource(root=str(home.path / "landing")),
+            "dbt": dbt_resource(),
+            "qdrant": QdrantResource(url=(store / "qdrant").as_uri()),
+            "embedder": EmbeddingModelResource(),
+        }
+        assert all(r.success for _, r in build(resources, keys_in("bronze", "silver", "gold", "vector")))
+        return state(postgres.url, store / "qdrant")
+
+
+@pytest.fixture(scope="module")
+def killed(reference) -> Iterator[dict]:
+    """A demo killed inside each phase that holds something, then run to the end; its home stays for the module's
+    other tests (each only needs a built home)."""
+    with demo_home() as home:
+        outputs, partial = kill_in_each_phase_then_finish(home)
+        yield {
+            "home": home,
+            "outputs": outputs,
+            "partial": partial,
+            "state": state(home.warehouse, home.path / "qdrant"),
+        }
+
+
+def test_a_demo_killed_inside_each_phase_that_holds_something_then_run_again_ends_as_if_never_killed(
+    killed, reference
+):
+    final = killed["outputs"][-1]
+
+    # Every run after a kill found the run the kill left behind and failed it before building.
+    assert [text.count("recovered: run ") for text in killed["outputs"]] == [1, 1, 1]
+    assert len(killed["partial"]) < len(reference["qdrant"])
+    assert killed["state"] == reference
     for section in ("== rows per layer ==", "== checks ==", "== freshness ==", "== semantic search"):
-        assert section in passed.stdout
-    assert "demo: OK" in passed.stdout
+        assert section in final
+    assert "demo: OK" in final and ", 0 failed, 0 skipped" in final
 
+
+def kill_in_each_phase_then_finish(home: Home) -> tuple[list[str], list]:
+    recovered_after: list[str] = []
+
+    # 1. Inside bronze's COPY: nothing of the partition may be visible, its loads stay `ingesting`.
+    demo = home.start_demo()
+    demo.wait_for(lambda: active(home, COPYING_INTO_BRONZE), "a COPY into bronze")
+    demo.kill()
+    with psycopg.connect(home.warehouse) as conn:
+        loads = conn.execute("SELECT source, load_id FROM ledger.loads WHERE status = 'ingesting'").fetchall()
+        assert loads
+        visible = sum(
+            conn.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE load_id = %s").format(
+                    sql.Identifier("bronze", source)
+                ),
+                (load_id,),
+            ).fetchone()[0]
+            for source, load_id in loads
+        )
+        assert visible == 0
+
+    # 2. Inside a dbt build (its run takes pool `dbt`): the run stays STARTED with no process behind it.
+    demo = home.start_demo()
+    demo.wait_for(lambda: active(home, DBT_AT_WORK), "dbt at work")
+    demo.kill()
+    recovered_after.append(demo.output)
+    with psycopg.connect(home.storage) as conn:
+        assert conn.execute("SELECT count(*) FROM runs WHERE status = 'STARTED'").fetchone()[0] == 1
+
+    # 3. Inside the vector sync (its run takes pool `qdrant`), after its first batch of points was encoded.
+    demo = home.start_demo()
+    demo.wait_for(lambda: "embedded " in demo.output, "the sync's first encoded batch")
+    demo.kill()
+    recovered_after.append(demo.output)
+    partial = state(home.warehouse, home.path / "qdrant")["qdrant"]
+
+    final = home.start_demo()
+    assert final.finish() == 0, final.output[-4000:]
+    recovered_after.append(final.output)
+    return recovered_after, partial
+
+
+HOLDER = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+    import dagster as dg
+    from strata import services
+    from strata.config import Settings
+    from strata.run_workers import owner_tags
+
+    os.environ.update(services.service_environment(Settings.from_env()))
+    release = Path(sys.argv[1])
+
+    @dg.asset(pool="dbt")
+    def holds_the_dbt_pool():
+        print("holding", flush=True)
+        while not release.exists():
+            time.sleep(0.1)
+
+    dg.materialize([holds_the_dbt_pool], instance=dg.DagsterInstance.get(), tags=owner_tags())
+    """
+)
+
+
+def test_sigterm_stops_a_demo_waiting_for_a_pool_and_says_who_holds_it(killed, tmp_path):
+    home = killed["home"]
+    release = tmp_path / "release"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(release)],
+        cwd=REPO,
+        env=home.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        demo = home.start_demo()
+        demo.wait_for(lambda: "waiting: pool `dbt` is held by run " in demo.output, "the wait for pool dbt")
+        demo.process.send_signal(signal.SIGTERM)
+        code = demo.finish(timeout=60)
+    finally:
+        release.touch()
+        holder.wait(timeout=60)
+
+    assert code == 128 + signal.SIGTERM
+    assert "holds_the_dbt_pool" in demo.output and "materialized everything" not in demo.output
+    with psycopg.connect(home.storage) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM runs WHERE status IN ('STARTED', 'STARTING', 'QUEUED', 'NOT_STARTED')"
+        ).fetchone()[0]
+    assert left == 0
+
+
+def test_sigint_inside_a_dbt_build_cancels_the_run_and_kills_dbt(killed):
+    home = killed["home"]
+    demo = home.start_demo()
+    demo.wait_for(lambda: active(home, DBT_AT_WORK), "dbt at work")
+    children = [p.pid for p in psutil.Process(demo.process.pid).children(recursive=True)]
+    demo.process.send_signal(signal.SIGINT)
+    code = demo.finish(timeout=60)
+
+    assert code == 128 + signal.SIGINT
+    [line] = [line for line in demo.output.splitlines() if line.startswith("stopped by SIGINT: run ")]
+    run_id = line.split()[4]
+    assert run_status(home, run_id) == "CANCELED"
+    assert children and not [pid for pid in children if psutil.pid_exists(pid)]
+
+
+def test_a_blocking_check_failure_makes_the_demo_exit_non_zero_and_nothing_is_built_on_it(killed):
+    home = killed["home"]
     # Someone copies a bronze row by hand: the next load's no_duplicate_records check (ERROR, blocking) fails.
-    with psycopg.connect(
-        f"postgresql://postgres@127.0.0.1:{demo_env['STRATA_POSTGRES_PORT']}/strata"
-    ) as conn:
+    with psycopg.connect(home.warehouse) as conn:
         conn.execute("INSERT INTO bronze.video_users SELECT * FROM bronze.video_users LIMIT 1")
-    failed = demo(demo_env)
+
+    failed = home.strata("demo")
 
     assert failed.returncode == 1, failed.stdout[-4000:]
-    assert (
-        "blocking check failed: bronze/video_users: bronze/video_users no_duplicate_records" in failed.stdout
-    )
-    assert "demo: FAILED" in failed.stdout
+    assert "bronze/video_users no_duplicate_records" in failed.stdout and "demo: FAILED" in failed.stdout
+    # What reads silver/video_users was skipped, not built on the failure.
+    skipped = [line for line in failed.stdout.splitlines() if line.startswith("… skipped ")]
+    assert skipped and all("built on a failed blocking check" in line for line in skipped)
+    assert any("silver/video_sessions" in line for line in skipped)

@@ -1,21 +1,23 @@
-"""SIGKILL at random points of a bronze load, of a dbt partition run and of a vector sync, ten trials each, then
-a re-run: the tables and the index end identical to runs that were never interrupted.
+"""SIGKILL aimed at named phases of a bronze load, a dbt partition run and a vector sync, then a re-run: the
+tables and the index end identical to runs that were never interrupted.
 
-The kill hits the whole process group, as a container kill would, so dbt's own process dies too. Kill points
-are drawn uniformly over the first 60% of the work (after the child's imports) from a seeded generator and
-printed per trial.
+Each kill waits for its phase to be under way — a COPY executing in Postgres, dbt executing a named model's
+statement, the sync's run having logged an encoded batch whose points are being written — and confirms after
+the kill that it landed mid-work. The kill hits the whole process group, as a container kill would, so dbt's
+own process dies too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import random
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -36,11 +38,10 @@ from resources import (
 from strata.generate import generate
 from tests.conftest import build, keys_in
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
-TRIALS = 10
-VECTOR_DOCUMENTS = 400
-SEED = 20261123
+VECTOR_DOCUMENTS = 2500
+BIG_FILE_POSTS = 20_000
 PARTITION = "2026-11-01|instagram"
 DAYS = ["2026-11-01", "2026-11-02"]
 BRONZE = {a.key.path[-1]: a for a in bronze_assets}
@@ -50,30 +51,32 @@ PARTITION_TABLES = [
     "SELECT * FROM gold.account_daily_engagement",
     "SELECT * FROM gold.creator_leaderboard",
 ]
+MARK = "strata-kill-trial"
 
 CHILD = textwrap.dedent(
-    """
+    f"""
     import sys
     import dagster as dg
     from resources import EmbeddingModelResource, LandingZoneResource, MongoResource, PostgresResource, QdrantResource
     scenario, postgres_url, mongo_url, landing, qdrant_url, partition = sys.argv[1:]
-    postgres = PostgresResource(url=postgres_url)
+    postgres = PostgresResource(url=postgres_url, application_name="{MARK}")
+    run_config = None
     if scenario == "bronze":
         from assets.bronze.factory import bronze_assets
         assets = [a for a in bronze_assets if a.key.path[-1] == "social_posts"]
-        resources = {"postgres": postgres, "mongo": MongoResource(url=mongo_url), "landing": LandingZoneResource(root=landing)}
+        resources = {{"postgres": postgres, "mongo": MongoResource(url=mongo_url), "landing": LandingZoneResource(root=landing)}}
+        # The reference state holds the partition already: the run reloads it.
+        run_config = {{"ops": {{"bronze__social_posts": {{"config": {{"reload_all": True}}}}}}}}
     elif scenario == "dbt":
         from assets.transform import dbt_assets, dbt_resource
         assets = [a for a in dbt_assets if a.op.name == "dbt_date_network"]
-        resources = {"postgres": postgres, "dbt": dbt_resource()}
+        resources = {{"postgres": postgres, "dbt": dbt_resource()}}
     else:
         from assets.vector.content_index import content_index
         assets, partition = [content_index], None
         embedder = EmbeddingModelResource()
         embedder.encode(["warm up"])
-        resources = {"postgres": postgres, "qdrant": QdrantResource(url=qdrant_url), "embedder": embedder}
-    # A bronze run reloads its partition (the reference state already holds it: a plain run would load nothing).
-    run_config = {"ops": {"bronze__social_posts": {"config": {"reload_all": True}}}} if scenario == "bronze" else None
+        resources = {{"postgres": postgres, "qdrant": QdrantResource(url=qdrant_url), "embedder": embedder}}
     print("ready", flush=True)
     dg.materialize(assets, partition_key=None if partition == "-" else partition, resources=resources, run_config=run_config)
     print("done", flush=True)
@@ -90,33 +93,48 @@ def checksum(postgres: PostgresResource, query: str, params: tuple = ()) -> str:
         return conn.execute(statement, params).fetchone()[0]
 
 
-class Child:
-    """One materialization in its own process group, observed from its 'ready' line to its end."""
+def executing(postgres: PostgresResource, application: str, like: str) -> bool:
+    """Whether a session of `application` is executing a statement matching `like` right now."""
+    with postgres.connect() as conn:
+        return bool(
+            conn.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND application_name = %s AND query LIKE %s",
+                (application, like),
+            ).fetchone()
+        )
 
-    def __init__(self, scenario: str, env: dict, *args: str):
+
+class Child:
+    """One materialization in its own process group; its log in a file that can be watched."""
+
+    def __init__(self, scenario: str, env: dict, log: Path, *args: str):
+        self.log = log
+        self._out = log.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-c", CHILD, scenario, *args],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self._out,
             text=True,
             env=env,
             start_new_session=True,
         )
         assert self.process.stdout.readline().strip() == "ready"
-        self.started = time.monotonic()
 
-    def wait(self) -> float:
+    def finish(self) -> None:
         assert self.process.wait(timeout=600) == 0
-        return time.monotonic() - self.started
+        self._out.close()
 
-    def kill_after(self, delay: float) -> bool:
-        """SIGKILL the group after `delay` s; whether the work was still running when it landed."""
-        time.sleep(delay)
-        running = self.process.poll() is None
-        with contextlib.suppress(ProcessLookupError):  # the whole group already ended
+    def kill_when(self, hit: Callable[[], bool], what: str) -> None:
+        """SIGKILL the group as soon as `hit()`; fails if the child ends first (a trial that hit nothing)."""
+        deadline = time.monotonic() + 600
+        while not hit():
+            assert self.process.poll() is None, f"the child ended before {what}"
+            assert time.monotonic() < deadline, f"no {what}"
+            time.sleep(0.01)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
-        return running
+        self._out.close()
 
 
 @pytest.fixture(scope="module")
@@ -129,20 +147,29 @@ def platform(warehouse: PostgresResource, strata_env, tmp_path_factory) -> dict:
     with mongo.database() as database:
         generate(root, scale=1, days=len(DAYS), seed=3, mongo_db=database)
     (root / "manifest.json").unlink()
-    landing = LandingZoneResource(root=str(root))
-    resources = {"postgres": warehouse, "mongo": mongo, "landing": landing, "dbt": dbt_resource()}
+    # Files large enough for a COPY to be caught under way.
+    date, network = PARTITION.split("|")
+    folder = root / "social" / "posts" / f"network={network}" / f"date={date}"
+    for name in ("part-big-0.jsonl", "part-big-1.jsonl"):
+        with (folder / name).open("w") as out:
+            for n in range(BIG_FILE_POSTS):
+                record = {"post_id": f"{name}-{n}", "network": network, "account_id": "ig_acc000001"}
+                out.write(
+                    json.dumps(record | {"created_at": f"{date}T08:00:00Z", "caption": f"post {n}"}) + "\n"
+                )
+    resources = {
+        "postgres": warehouse,
+        "mongo": mongo,
+        "landing": LandingZoneResource(root=str(root)),
+        "dbt": dbt_resource(),
+    }
     assert all(result.success for _, result in build(resources, keys_in("bronze", "silver", "gold")))
-    env = {**os.environ}
-    return {"resources": resources, "env": env, "root": root, "mongo_url": mongo.url}
+    return {"resources": resources, "env": {**os.environ}, "root": root, "mongo_url": mongo.url}
 
 
-def trial_delays(duration: float) -> list[float]:
-    rng = random.Random(SEED)
-    # Up to 60% of an uninterrupted run: runs vary, and a kill after the end would prove nothing.
-    return [round(rng.uniform(0.05, 0.6) * duration, 2) for _ in range(TRIALS)]
-
-
-def run_trials(scenario: str, platform: dict, qdrant_url: str, partition: str, rerun, state) -> list[tuple]:
+def child(
+    platform: dict, scenario: str, log: Path, qdrant_url: str = "-", partition: str = PARTITION
+) -> Child:
     args = (
         platform["resources"]["postgres"].url,
         platform["mongo_url"],
@@ -150,37 +177,21 @@ def run_trials(scenario: str, platform: dict, qdrant_url: str, partition: str, r
         qdrant_url,
         partition,
     )
-    reference = state()
-    duration = Child(scenario, platform["env"], *args).wait()
-    assert state() == reference, "an uninterrupted run changed the state"
-    outcomes = []
-    for trial, delay in enumerate(trial_delays(duration), 1):
-        killed_mid_work = Child(scenario, platform["env"], *args).kill_after(delay)
-        rerun()
-        outcomes.append((trial, delay, killed_mid_work, state() == reference))
-        print(
-            f"{scenario} trial {trial}: SIGKILL after {delay:.2f} s of {duration:.2f} s, recovered: {outcomes[-1][3]}"
-        )
-    return outcomes
+    return Child(scenario, platform["env"], log, *args)
 
 
-def assert_all_recovered(outcomes: list[tuple]) -> None:
-    assert [trial for trial, _, _, recovered in outcomes if not recovered] == []
-    # The draws land inside the work, not after it: every kill interrupted a running materialization.
-    assert sum(1 for _, _, killed_mid_work, _ in outcomes if killed_mid_work) == TRIALS
-
-
-def test_a_bronze_load_killed_anywhere_then_rerun_leaves_bronze_identical(platform):
-    resources = platform["resources"]
-    postgres = resources["postgres"]
+@pytest.mark.parametrize("copies_before_the_kill", [0, 1], ids=["first file's COPY", "second file's COPY"])
+def test_a_bronze_load_killed_inside_a_copy_then_rerun_leaves_bronze_identical(
+    platform, copies_before_the_kill, tmp_path
+):
+    resources, postgres = platform["resources"], platform["resources"]["postgres"]
     date, network = PARTITION.split("|")
 
     def state():
         return (
             checksum(
                 postgres,
-                "SELECT record_hash, raw FROM bronze.social_posts"
-                " WHERE partition_date = %s AND partition_network = %s",
+                "SELECT record_hash, raw FROM bronze.social_posts WHERE partition_date = %s AND partition_network = %s",
                 (date, network),
             ),
             checksum(
@@ -189,69 +200,81 @@ def test_a_bronze_load_killed_anywhere_then_rerun_leaves_bronze_identical(platfo
             ),
         )
 
-    def rerun():
-        assert dg.materialize([BRONZE["social_posts"]], partition_key=PARTITION, resources=resources).success
+    reference = state()
+    seen = {"copies": 0, "copying": False}
 
-    assert_all_recovered(run_trials("bronze", platform, "-", PARTITION, rerun, state))
+    def nth_copy() -> bool:
+        copying = executing(postgres, MARK, "COPY%")
+        if seen["copying"] and not copying:
+            seen["copies"] += 1
+        seen["copying"] = copying
+        return copying and seen["copies"] == copies_before_the_kill
+
+    child(platform, "bronze", tmp_path / "bronze.log").kill_when(nth_copy, "the COPY")
+    with postgres.connect() as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM ledger.loads WHERE source = 'social_posts' AND partition_key = %s AND status = 'ingesting'",
+            (PARTITION,),
+        ).fetchone()[0]
+    assert left > 0  # killed mid-load: its loads say so
+
+    rerun = dg.materialize([BRONZE["social_posts"]], partition_key=PARTITION, resources=resources)
+    assert rerun.success and state() == reference
 
 
-def test_a_dbt_partition_run_killed_anywhere_then_rerun_leaves_silver_and_gold_identical(platform):
+@pytest.mark.parametrize("model", ['"silver"."posts', '"gold"."account_daily_engagement'])
+def test_a_dbt_partition_run_killed_inside_a_model_then_rerun_leaves_silver_and_gold_identical(
+    platform, model, tmp_path
+):
     from assets.transform import dbt_assets
 
-    resources = platform["resources"]
+    resources, postgres = platform["resources"], platform["resources"]["postgres"]
     date_network = next(a for a in dbt_assets if a.op.name == "dbt_date_network")
+    reference = tuple(checksum(postgres, query) for query in PARTITION_TABLES)
 
-    def state():
-        return tuple(checksum(resources["postgres"], query) for query in PARTITION_TABLES)
+    child(platform, "dbt", tmp_path / "dbt.log").kill_when(
+        lambda: executing(postgres, "dbt", f"%{model}%"), f"dbt executing {model}"
+    )
 
-    def rerun():
-        assert dg.materialize([date_network], partition_key=PARTITION, resources=resources).success
+    rerun = dg.materialize([date_network], partition_key=PARTITION, resources=resources)
+    assert rerun.success
+    assert tuple(checksum(postgres, query) for query in PARTITION_TABLES) == reference
 
-    assert_all_recovered(run_trials("dbt", platform, "-", PARTITION, rerun, state))
 
-
-def test_a_vector_sync_killed_anywhere_then_rerun_matches_postgres(platform, tmp_path: Path):
-    postgres = platform["resources"]["postgres"]
-    qdrant = QdrantResource(url=(tmp_path / "qdrant").as_uri())
-    embedder = EmbeddingModelResource()
-    with postgres.connect() as conn:
-        # A few hundred documents: each trial writes the index from scratch, twenty times in all.
+@pytest.fixture(scope="module")
+def documents(platform) -> dict[str, str]:
+    """A few thousand documents: every trial writes the index from scratch."""
+    with platform["resources"]["postgres"].connect() as conn:
         conn.execute(
             """DELETE FROM silver.content_documents WHERE document_key NOT IN
                (SELECT document_key FROM silver.content_documents ORDER BY document_key LIMIT %s)""",
             (VECTOR_DOCUMENTS,),
         )
-        expected = {d.point_id: d.content_hash for d in read_documents(conn)}
+        return {d.point_id: d.content_hash for d in read_documents(conn)}
 
-    def state():
+
+@pytest.mark.parametrize("batches_before_the_kill", [1, 2])
+def test_a_vector_sync_killed_while_writing_then_rerun_matches_postgres(
+    platform, documents, batches_before_the_kill, tmp_path
+):
+    postgres = platform["resources"]["postgres"]
+    qdrant = QdrantResource(url=(tmp_path / "qdrant").as_uri())
+
+    def stored() -> dict[str, str]:
         with qdrant.client() as client:
             return {
                 pid: payload["content_hash"] for pid, payload in stored_points(client, COLLECTION).items()
             }
 
-    def rerun():
-        with postgres.connect() as conn, qdrant.client() as client:
-            sync_index(conn, client, embedder, local=True)
+    log = tmp_path / "vector.log"
+    child(platform, "vector", log, qdrant.url, "-").kill_when(
+        lambda: log.read_text(errors="replace").count("embedded ") >= batches_before_the_kill,
+        f"{batches_before_the_kill} encoded batches",
+    )
+    partial = stored()
+    assert len(partial) < len(documents)  # killed mid-sync: the index is incomplete
 
-    rerun()
-    assert state() == expected
-
-    def from_scratch():
-        # Each trial kills a sync that has the whole index to write: the store starts empty.
-        with qdrant.client() as client:
-            client.delete_collection(COLLECTION)
-
-    outcomes = []
-    args = (postgres.url, platform["mongo_url"], str(platform["root"]), qdrant.url, "-")
-    from_scratch()
-    duration = Child("vector", platform["env"], *args).wait()
-    assert state() == expected
-    for trial, delay in enumerate(trial_delays(duration), 1):
-        from_scratch()
-        killed_mid_work = Child("vector", platform["env"], *args).kill_after(delay)
-        rerun()
-        outcomes.append((trial, delay, killed_mid_work, state() == expected))
-        print(
-            f"vector trial {trial}: SIGKILL after {delay:.2f} s of {duration:.2f} s, recovered: {outcomes[-1][3]}"
-        )
-    assert_all_recovered(outcomes)
+    with postgres.connect() as conn, qdrant.client() as client:
+        result = sync_index(conn, client, EmbeddingModelResource(), local=True)
+    assert result.embedded == len(documents) - len(set(partial) & set(documents))
+    assert stored() == documents

@@ -287,3 +287,40 @@ def test_a_partition_run_scans_only_that_partitions_folders():
     assert posts.partition_folders("2026-11-01|x") == ("social/posts/network=x/date=2026-11-01",)
     assert tweets.partition_folders("2026-11-01") == ("x/tweets/date=2026-11-01",)
     assert brands.partition_folders(None) == ("cdc/brands", "cdc/brands__ct")
+
+
+def test_hashing_per_tick_stops_at_the_byte_budget_and_the_rest_waits_for_the_next_tick(zone, monkeypatch):
+    monkeypatch.setattr(sensor_module, "MAX_BYTES_PER_TICK", 250)
+    for i in range(4):
+        land(zone, f"ambassadors/batch-{i}.json", AMBASSADOR.replace(b"u1", f"user{i:03d}".encode()))
+
+    cursor, registered = tick(zone).cursor, []
+    for _ in range(3):
+        result = tick(zone, cursor)
+        cursor = result.cursor
+        registered.append(len(ledger_rows(zone)))
+
+    # Each file is ~90 bytes: a tick hashes files until it has hashed 250 bytes, the rest wait.
+    assert registered == [3, 4, 4]
+
+
+def test_files_dated_outside_the_partitions_are_refused_with_the_reason(zone):
+    land(zone, "social/posts/network=x/date=2019-01-01/old.jsonl", post("x"))
+    land(zone, "social/posts/network=x/date=2099-01-01/future.jsonl", post("x"))
+    land(zone, "social/posts/network=x/date=2026-13-45/nonsense.jsonl", post("x"))
+
+    tick(zone)
+
+    assert ledger_rows(zone) == [
+        ("social_posts", path, "errored", "date outside the partitions")
+        for path in (
+            "social/posts/network=x/date=2019-01-01/old.jsonl",
+            "social/posts/network=x/date=2026-13-45/nonsense.jsonl",
+            "social/posts/network=x/date=2099-01-01/future.jsonl",
+        )
+    ]
+    assert sorted(p.name for p in (zone["landing"].root_path / "error").rglob("*.jsonl")) == [
+        "future.jsonl",
+        "nonsense.jsonl",
+        "old.jsonl",
+    ]

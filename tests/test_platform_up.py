@@ -7,19 +7,18 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
-from tests.conftest import isolated_env
+from tests.conftest import Stack
 
 REPO = Path(__file__).resolve().parent.parent
 STRATA = str(Path(sys.executable).with_name("strata"))
-USERS_CSV = b"user_id,name,email,country,signup_date,subscription_tier\r\nu1,Ann,ann@example.com,FR,2026-01-02,free\r\n"
+
+pytestmark = pytest.mark.xdist_group("stack")
 
 
 def graphql(url: str, query: str) -> dict:
@@ -30,22 +29,10 @@ def graphql(url: str, query: str) -> dict:
     return body["data"]
 
 
-@pytest.fixture(scope="module")
-def platform():
-    home = Path(tempfile.mkdtemp(prefix="strata-up-"))
-    env = isolated_env(home)
-    up = subprocess.run(
-        [STRATA, "up", "--no-sample"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-    )
-    try:
-        assert up.returncode == 0, up.stdout + up.stderr
-        yield home, env, f"http://127.0.0.1:{env['STRATA_DAGSTER_PORT']}"
-    finally:
-        down = subprocess.run(
-            [STRATA, "down"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
-        )
-        assert "postgres stopped" in down.stdout, down.stdout + down.stderr
-        shutil.rmtree(home, ignore_errors=True)
+@pytest.fixture
+def platform(stack: Stack):
+    """The session's `strata up` (tests.conftest.stack)."""
+    return stack.home, stack.env, stack.dagster.url
 
 
 def test_dagster_dev_answers_server_info_and_graphql(platform):
@@ -55,21 +42,12 @@ def test_dagster_dev_answers_server_info_and_graphql(platform):
     assert ["bronze", "video_users"] in [node["assetKey"]["path"] for node in nodes]
 
 
-def test_a_landed_file_is_loaded_by_the_sensor_and_the_run_is_stored_in_postgres(platform):
+def test_runs_are_stored_in_the_postgres_instance_storage(platform, stack: Stack):
     home, env, url = platform
-    target = home / "landing" / "video" / "users" / "users.csv"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(USERS_CSV)
-
-    deadline = time.monotonic() + 180
-    runs: list[dict] = []
-    while time.monotonic() < deadline and not runs:
-        time.sleep(2)
-        data = graphql(
-            url, "{ runsOrError(filter: {statuses: [SUCCESS]}) { ... on Runs { results { runId } } } }"
-        )
-        runs = data["runsOrError"]["results"]
-    assert runs, "no successful run within 180 s of landing a file"
+    data = graphql(
+        url, "{ runsOrError(filter: {statuses: [SUCCESS]}) { ... on Runs { results { runId } } } }"
+    )
+    succeeded = {run["runId"] for run in data["runsOrError"]["results"]}
 
     storage = subprocess.run([STRATA, "env"], cwd=REPO, env=env, capture_output=True, text=True).stdout
     dagster_url = next(
@@ -78,12 +56,9 @@ def test_a_landed_file_is_loaded_by_the_sensor_and_the_run_is_stored_in_postgres
     dagster_url = dagster_url.strip("'").replace("postgresql+psycopg2://", "postgresql://")
     with psycopg.connect(dagster_url) as conn:
         stored = {row[0]: row[1] for row in conn.execute("SELECT run_id, status FROM runs")}
-    assert stored[runs[0]["runId"]] == "SUCCESS"
-    assert not list((home / "dagster").glob("**/runs.db")), "run storage fell back to SQLite"
 
-    warehouse = dagster_url.rsplit("/", 1)[0] + "/strata"
-    with psycopg.connect(warehouse) as conn:
-        assert conn.execute("SELECT user_id FROM bronze.video_users").fetchall() == [("u1",)]
+    assert succeeded and {stored[run_id] for run_id in succeeded} == {"SUCCESS"}
+    assert not list((home / "dagster").glob("**/runs.db")), "run storage fell back to SQLite"
 
 
 ARTIFACTS = REPO / "test-artifacts"

@@ -10,13 +10,13 @@ def is_automated(node) -> bool:
     return node.is_materializable and node.automation_condition is not None
 
 
-def _closure(asset_graph, roots: Iterable[dg.AssetKey], admit) -> set[dg.AssetKey]:
+def _closure(asset_graph, roots: Iterable[dg.AssetKey], admit=lambda node: True) -> set[dg.AssetKey]:
     found: set[dg.AssetKey] = set()
     frontier = list(roots)
     while frontier:
         for child in asset_graph.get(frontier.pop()).child_keys:
             node = asset_graph.get(child)
-            if child not in found and is_automated(node) and admit(node):
+            if child not in found and admit(node):
                 found.add(child)
                 frontier.append(child)
     return found
@@ -29,11 +29,15 @@ def refresh_chain(asset_graph, root: dg.AssetKey) -> list[dg.AssetKey]:
     the run; reconciliation refreshes them."""
     partitions_def = asset_graph.get(root).partitions_def
     same = (
-        _closure(asset_graph, [root], lambda node: node.partitions_def == partitions_def)
+        _closure(
+            asset_graph, [root], lambda node: is_automated(node) and node.partitions_def == partitions_def
+        )
         if partitions_def
         else set()
     )
-    tail = _closure(asset_graph, [root, *same], lambda node: node.partitions_def is None)
+    tail = _closure(
+        asset_graph, [root, *same], lambda node: is_automated(node) and node.partitions_def is None
+    )
     ordered = [key for key in asset_graph.toposorted_asset_keys if key in same | tail]
     return [root, *ordered]
 
@@ -48,3 +52,8 @@ def upstream_of(asset_graph, key: dg.AssetKey) -> set[dg.AssetKey]:
     for parent in direct:
         found |= asset_graph.get_ancestor_asset_keys(parent)
     return found
+
+
+def downstream_of(asset_graph, keys: Iterable[dg.AssetKey]) -> set[dg.AssetKey]:
+    """Everything built from `keys`, transitively."""
+    return _closure(asset_graph, keys)

@@ -161,8 +161,9 @@ def _settle_leftover(landing: LandingZoneResource, load: ledger.Load, relative: 
         landing.move(relative, load.stored_path)
 
 
-def data_partitions(conn: psycopg.Connection, landing: LandingZoneResource) -> dict:
-    """For every partitioned source, the partitions that have landed or loaded files, by asset key."""
+def data_partitions(conn: psycopg.Connection, landing: LandingZoneResource | None = None) -> dict:
+    """For every partitioned source, the partitions that have loaded files (and, given the landing zone, files
+    landed but not registered yet), by asset key."""
     found = {}
     for source in SOURCES:
         if source.partitioning == "none":
@@ -170,7 +171,7 @@ def data_partitions(conn: psycopg.Connection, landing: LandingZoneResource) -> d
         keys = {
             str(load.partition_key) for load in ledger.all_live_loads(conn, source.name) if load.partition_key
         }
-        for folder in source.folders:
+        for folder in source.folders if landing is not None else ():
             for path in landing.iter_files(folder):
                 values = source.match(landing.relative(path))
                 if values and in_range(values["date"], today=datetime.now(UTC).date()):

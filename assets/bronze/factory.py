@@ -13,8 +13,9 @@ from assets.bronze.discover import discover
 from assets.bronze.load import FileOutcome, load_partition
 from assets.bronze.operational import MONGO_SOURCES, MongoSource, extract
 from assets.bronze.operational import ensure_table as ensure_mongo_table
-from assets.bronze.sources import OWNER, SOURCES, Source
+from assets.bronze.sources import SOURCES, Source
 from assets.bronze.tables import SCHEMA, ensure_tables, table
+from assets.conventions import OWNER, retry_policy
 from assets.partitions import Key
 from resources import LandingZoneResource, MongoResource, PostgresResource
 
@@ -42,9 +43,7 @@ def build_bronze_asset(source: Source) -> dg.AssetsDefinition:
         # A backlog of many partitions loads in one run over their range, each partition in its own transaction.
         backfill_policy=dg.BackfillPolicy.single_run() if source.partitions_def else None,
         check_specs=checks.check_specs(source),
-        retry_policy=dg.RetryPolicy(
-            max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-        ),
+        retry_policy=retry_policy(2),
         metadata={
             "dagster/table_name": f"{SCHEMA}.{source.name}",
             "landing_patterns": dg.MetadataValue.json(list(source.patterns)),
@@ -342,9 +341,7 @@ def build_mongo_asset(source: MongoSource) -> dg.AssetsDefinition:
                 description="Documents read = new versions loaded + quarantined + already seen by an earlier extraction.",
             )
         ],
-        retry_policy=dg.RetryPolicy(
-            max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-        ),
+        retry_policy=retry_policy(2),
         metadata={"dagster/table_name": f"{SCHEMA}.{source.name}", "collection": source.collection},
     )
     def mongo_asset(

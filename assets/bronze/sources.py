@@ -11,8 +11,6 @@ import dagster as dg
 
 from assets.partitions import NETWORKS, PARTITIONS_DEFS, Key, Partitioning, key_for
 
-OWNER = "team:data-platform"
-
 Format = Literal["jsonl", "json", "csv"]
 
 

@@ -10,9 +10,9 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 from psycopg.types.json import Jsonb
 
+from assets.conventions import OWNER
 from resources import PostgresResource
 
-OWNER = "team:data-platform"
 HISTORY = ["gold", "check_history"]
 PAGE = 5000
 

@@ -19,7 +19,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator
 
 from assets.automation import refresh_condition
-from assets.bronze.sources import OWNER
+from assets.conventions import OWNER
 
 Partitioning = Literal["date_network", "daily", "none"]
 PARTITIONINGS: tuple[Partitioning, ...] = ("date_network", "daily", "none")

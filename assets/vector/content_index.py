@@ -11,6 +11,7 @@ import dagster as dg
 import psycopg
 
 from assets.automation import refresh_condition
+from assets.conventions import OWNER, retry_policy
 from assets.vector.search import COLLECTION
 from assets.vector.sync import Document, SyncResult, stored_points, sync
 from resources import EmbeddingModelResource, PostgresResource, QdrantResource
@@ -18,7 +19,6 @@ from resources.qdrant import POOL
 
 KEY = dg.AssetKey(["vector", "content_index"])
 DOCUMENTS = dg.AssetKey(["silver", "content_documents"])
-OWNER = "team:data-platform"
 
 _QUERY = """SELECT document_key, source_type, content_text, network, account_id, created_date, engagement
             FROM silver.content_documents ORDER BY document_key"""
@@ -66,7 +66,7 @@ def sync_index(
     "for filtered search: source type, network, account, created date, engagement, content hash, model.",
     pool=POOL,
     automation_condition=refresh_condition(partitioned=False),
-    retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL),
+    retry_policy=retry_policy(5),
 )
 def content_index(
     context: dg.AssetExecutionContext,

@@ -1,0 +1,106 @@
+"""The Dagster UI's GraphQL API, as the tests watching a running `strata up` use it."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+IN_PROGRESS = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
+# The sensors that request refreshes: settled means each has ticked, requesting nothing, since the last run ended.
+REQUESTING_SENSORS = ("landing_sensor", "reconciliation_sensor", "automation_sensor")
+
+
+class Dagster:
+    def __init__(self, url: str):
+        self.url = url
+
+    def query(self, query: str, **variables) -> dict:
+        response = httpx.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=60
+        )
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body
+        return body["data"]
+
+    def runs(self, statuses: list[str] | None = None) -> list[dict]:
+        data = self.query(
+            """query($filter: RunsFilter) { runsOrError(filter: $filter, limit: 5000) { ... on Runs {
+                 results { runId status startTime endTime creationTime tags { key value }
+                   assetSelection { path } } } } }""",
+            filter={"statuses": statuses} if statuses else {},
+        )
+        return data["runsOrError"]["results"]
+
+    def latest(self, path: str) -> dict | None:
+        """The latest materialization of an asset (any partition): run, time, partition and int metadata."""
+        data = self.query(
+            """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+                 assetMaterializations(limit: 1) { runId timestamp partition
+                   metadataEntries { label ... on IntMetadataEntry { intValue } } } } } }""",
+            key={"path": path.split("/")},
+        )
+        events = data["assetNodeOrError"]["assetMaterializations"]
+        if not events:
+            return None
+        event = events[0]
+        event["metadata"] = {e["label"]: e.get("intValue") for e in event.pop("metadataEntries")}
+        return event
+
+    def asset_keys(self) -> list[str]:
+        return [
+            "/".join(n["assetKey"]["path"])
+            for n in self.query("{ assetNodes { assetKey { path } } }")["assetNodes"]
+        ]
+
+    def checks(self) -> list[dict]:
+        """Every check of every asset with the evaluation of its latest execution."""
+        data = self.query(
+            """{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks {
+                 name blocking executionForLatestMaterialization { status
+                   evaluation { severity success partition } } } } } } }"""
+        )
+        found = []
+        for node in data["assetNodes"]:
+            for check in (node["assetChecksOrError"] or {}).get("checks", []):
+                found.append({"asset": "/".join(node["assetKey"]["path"]), **check})
+        return found
+
+    def ticks(self, sensor: str, limit: int = 5) -> list[dict]:
+        data = self.query(
+            """query($selector: SensorSelector!, $limit: Int) { sensorOrError(sensorSelector: $selector) {
+                 ... on Sensor { sensorState { ticks(limit: $limit) { status timestamp runIds } } } } }""",
+            selector={
+                "repositoryLocationName": "strata",
+                "repositoryName": "__repository__",
+                "sensorName": sensor,
+            },
+            limit=limit,
+        )
+        return data["sensorOrError"]["sensorState"]["ticks"]
+
+    def settled(self, wanted: list[str]) -> bool:
+        """No run in progress, every `wanted` asset materialized, and every requesting sensor has ticked without
+        asking for anything since the last run ended."""
+        if self.runs(IN_PROGRESS):
+            return False
+        if not all(self.latest(path) for path in wanted):
+            return False
+        ended = max((float(run["endTime"] or 0) for run in self.runs()), default=0.0)
+        for sensor in REQUESTING_SENSORS:
+            quiet = [t for t in self.ticks(sensor) if float(t["timestamp"]) > ended and not t["runIds"]]
+            if not quiet or quiet[0]["status"] not in ("SKIPPED", "SUCCESS"):
+                return False
+        return not self.runs(IN_PROGRESS)
+
+    def settle(self, wanted: list[str], timeout: float) -> float:
+        """Seconds until `settled`; fails after `timeout`."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.settled(wanted):
+                return time.monotonic() - started
+            time.sleep(2)
+        raise AssertionError(
+            f"not settled after {timeout:.0f} s: {len(self.runs(IN_PROGRESS))} runs in progress"
+        )

@@ -1,0 +1,88 @@
+"""Bronze's WARN checks fail on input made to trip them, and the run still succeeds: `schema_drift` on a file
+whose records carry a field the source never had (and lack one it always had), `quarantine_rate` on a file
+whose malformed lines pass the source's threshold."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from assets.bronze.factory import bronze_assets
+from resources import LandingZoneResource, MongoResource, PostgresResource
+
+POSTS = next(a for a in bronze_assets if a.key.path[-1] == "social_posts")
+
+
+@pytest.fixture
+def resources(warehouse: PostgresResource, tmp_path: Path) -> dict:
+    with warehouse.connect(autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS ledger CASCADE; DROP SCHEMA IF EXISTS bronze CASCADE")
+    root = tmp_path / "landing"
+    root.mkdir()
+    return {
+        "postgres": warehouse,
+        "landing": LandingZoneResource(root=str(root)),
+        "mongo": MongoResource(url=(tmp_path / "mongo").as_uri()),
+    }
+
+
+def land(resources: dict, day: str, lines: list[str]) -> None:
+    path = resources["landing"].root_path / f"social/posts/network=x/date={day}/part-0000.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def post(n: int, **fields) -> str:
+    return json.dumps({"post_id": f"p{n}", "network": "x", "account_id": "a1", "text": "hello", **fields})
+
+
+def checks(result: dg.ExecuteInProcessResult) -> dict[str, tuple[bool, str, dict]]:
+    return {
+        e.check_name: (e.passed, e.severity.value, {k: v.value for k, v in e.metadata.items()})
+        for e in result.get_asset_check_evaluations()
+    }
+
+
+def test_a_new_field_and_a_missing_one_fail_schema_drift_as_a_warning(resources):
+    land(resources, "2026-11-01", [post(n) for n in range(20)])
+    first = dg.materialize([POSTS], partition_key="2026-11-01|x", resources=resources)
+    land(
+        resources,
+        "2026-11-02",
+        [
+            json.dumps({"post_id": f"q{n}", "network": "x", "account_id": "a1", "mood": "😀"})
+            for n in range(20)
+        ],
+    )
+
+    drifted = dg.materialize([POSTS], partition_key="2026-11-02|x", resources=resources)
+
+    assert first.success and checks(first)["schema_drift"][0] is True
+    assert drifted.success
+    passed, severity, metadata = checks(drifted)["schema_drift"]
+    assert (passed, severity, metadata["new_fields"], metadata["missing_fields"]) == (
+        False,
+        "WARN",
+        ["mood"],
+        ["text"],
+    )
+
+
+def test_malformed_lines_past_the_threshold_fail_quarantine_rate_as_a_warning(resources):
+    land(resources, "2026-11-03", [post(n) for n in range(18)] + ["{not json", "[1, 2]"])
+
+    result = dg.materialize([POSTS], partition_key="2026-11-03|x", resources=resources)
+
+    assert result.success
+    passed, severity, metadata = checks(result)["quarantine_rate"]
+    assert (passed, severity, metadata["quarantined"], metadata["read"], metadata["rate"]) == (
+        False,
+        "WARN",
+        2,
+        20,
+        0.1,
+    )
+    assert checks(result)["accounted"][0] is True

@@ -1,0 +1,91 @@
+"""A run over a range of partitions loads each in its own transaction: one partition that fails does not stop
+the others, the run names it, and a re-run loads only what is left."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from assets.bronze import ledger
+from assets.bronze.discover import discover
+from assets.bronze.factory import bronze_assets
+from assets.bronze.sources import SOURCES_BY_NAME
+from resources import LandingZoneResource, MongoResource, PostgresResource
+
+TWEETS = next(a for a in bronze_assets if a.key.path[-1] == "tweets")
+DAYS = ("2026-11-01", "2026-11-02", "2026-11-03")
+RANGE = {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]}
+
+
+@pytest.fixture
+def resources(warehouse: PostgresResource, tmp_path: Path) -> dict:
+    with warehouse.connect(autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS ledger CASCADE; DROP SCHEMA IF EXISTS bronze CASCADE")
+    root = tmp_path / "landing"
+    root.mkdir()
+    return {
+        "postgres": warehouse,
+        "landing": LandingZoneResource(root=str(root)),
+        "mongo": MongoResource(url=(tmp_path / "mongo").as_uri()),
+    }
+
+
+def land(resources: dict, day: str) -> Path:
+    path = resources["landing"].root_path / f"x/tweets/date={day}/page.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    statuses = [{"id_str": f"{day}-{n}", "created_at": f"{day}T10:00:00Z", "text": "hi"} for n in range(5)]
+    path.write_text(json.dumps({"statuses": statuses}))
+    return path
+
+
+def rows_by_day(resources: dict) -> dict[str, int]:
+    with resources["postgres"].connect() as conn:
+        found = conn.execute("SELECT partition_date::text, count(*) FROM bronze.tweets GROUP BY 1").fetchall()
+    return dict(found)
+
+
+def test_a_range_with_a_failing_partition_loads_the_others_names_it_and_a_rerun_loads_only_what_is_left(
+    resources,
+):
+    paths = {day: land(resources, day) for day in DAYS}
+    with resources["postgres"].connect(autocommit=True) as conn:
+        ledger.ensure_schema(conn)
+        discover(conn, SOURCES_BY_NAME["tweets"], resources["landing"])
+    # The middle day's file vanishes between its registration and its load.
+    kept = paths[DAYS[1]].read_bytes()
+    paths[DAYS[1]].unlink()
+
+    failed = dg.materialize([TWEETS], tags=RANGE, resources=resources, raise_on_error=False)
+
+    failure = failed.failure_data_for_node("bronze__tweets").error.message
+    materialized = [e.partition for e in failed.get_asset_materialization_events()]
+    evaluated = {(e.partition, e.check_name) for e in failed.get_asset_check_evaluations()}
+    assert not failed.success
+    assert f"1 of 3 partitions failed to load: {DAYS[1]}: FileNotFoundError" in failure
+    # The partitions that loaded are materialized (once per attempt: the step's retries skip them) and checked.
+    assert set(materialized) == {DAYS[0], DAYS[2]}
+    assert {(DAYS[0], "accounted"), (DAYS[2], "accounted")} <= evaluated
+    assert not {p for p, _ in evaluated if p == DAYS[1]}
+    assert rows_by_day(resources) == {DAYS[0]: 5, DAYS[2]: 5}
+
+    paths[DAYS[1]].write_bytes(kept)
+    rerun = dg.materialize([TWEETS], tags=RANGE, resources=resources)
+
+    metadata = {
+        e.partition: {k: v.value for k, v in e.event_specific_data.materialization.metadata.items()}
+        for e in rerun.get_asset_materialization_events()
+    }
+    assert rerun.success
+    assert {day: metadata[day]["files"] for day in DAYS} == {DAYS[0]: 0, DAYS[1]: 1, DAYS[2]: 0}
+    assert rows_by_day(resources) == dict.fromkeys(DAYS, 5)
+    summary = {
+        c.check_name: c.metadata["failed_partitions"].value
+        for c in rerun.get_asset_check_evaluations()
+        if c.partition is None
+    }
+    assert summary == dict.fromkeys(
+        ("accounted", "no_duplicate_records", "schema_drift", "quarantine_rate"), []
+    )
