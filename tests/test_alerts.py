@@ -90,14 +90,20 @@ def test_freshness_falling_to_warn_posts_one_alert_and_recovering_posts_none(web
     key = dg.AssetKey(["gold", "account_daily_engagement"])
     instance.report_runless_asset_event(
         FreshnessStateChange(
-            key, FreshnessState.WARN, FreshnessState.PASS, state_change_timestamp=time.time()
+            key=key,
+            new_state=FreshnessState.WARN,
+            previous_state=FreshnessState.PASS,
+            state_change_timestamp=time.time(),
         )
     )
     context = dg.build_sensor_context(instance=instance)
     quality_alert_sensor(context)
     instance.report_runless_asset_event(
         FreshnessStateChange(
-            key, FreshnessState.PASS, FreshnessState.WARN, state_change_timestamp=time.time()
+            key=key,
+            new_state=FreshnessState.PASS,
+            previous_state=FreshnessState.WARN,
+            state_change_timestamp=time.time(),
         )
     )
     quality_alert_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor))

@@ -89,9 +89,9 @@ def test_generate_writes_a_deterministic_drop_and_its_manifest(tmp_path):
     )
 
     assert first.returncode == 0, first.stderr
-    assert first.stdout.splitlines()[0].split() == ["video_users", "files=1", "records=500"]
+    assert first.stdout.splitlines()[0].split() == ["video_users", "files=", "1", "records=500"]
     assert first.stdout.splitlines()[-1] == f"manifest: {out / 'manifest.json'}"
-    assert [f["path"] for f in digest] == ["video/users/users-0000.csv"]
+    assert [f["path"] for f in digest] == ["video/users/users.csv"]
     assert (
         json.loads((tmp_path / "again" / "manifest.json").read_text())["sources"]["video_users"]["files"]
         == digest

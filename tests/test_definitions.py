@@ -97,7 +97,7 @@ def test_pools_are_taken_per_run_by_the_dbt_builds_and_the_index():
     config = yaml.safe_load((REPO / "platform" / "dagster.yaml").read_text())
     graph = defs.resolve_asset_graph()
     pools = {
-        key.to_user_string(): graph.get(key).pools
+        key.to_user_string(): frozenset(graph.get(key).pools)
         for key in graph.materializable_asset_keys
         if graph.get(key).pools
     }

@@ -290,7 +290,7 @@ def test_a_partition_run_scans_only_that_partitions_folders():
 
 
 def test_hashing_per_tick_stops_at_the_byte_budget_and_the_rest_waits_for_the_next_tick(zone, monkeypatch):
-    monkeypatch.setattr(sensor_module, "MAX_BYTES_PER_TICK", 250)
+    monkeypatch.setattr(sensor_module, "MAX_BYTES_PER_TICK", 200)
     for i in range(4):
         land(zone, f"ambassadors/batch-{i}.json", AMBASSADOR.replace(b"u1", f"user{i:03d}".encode()))
 
@@ -300,7 +300,7 @@ def test_hashing_per_tick_stops_at_the_byte_budget_and_the_rest_waits_for_the_ne
         cursor = result.cursor
         registered.append(len(ledger_rows(zone)))
 
-    # Each file is ~90 bytes: a tick hashes files until it has hashed 250 bytes, the rest wait.
+    # Each file is 83 bytes: a tick hashes files until it has hashed 200 bytes (three), the rest wait.
     assert registered == [3, 4, 4]
 
 
