@@ -269,7 +269,7 @@ class Stack:
 def stack() -> Iterator[Stack]:
     """One `strata up` for the session's end-to-end tests, settled on the sample drop before the first of them.
     A test that restarts it leaves it running and settled."""
-    from tests.dagster_api import Dagster
+    from strata.dagster_api import Dagster
 
     home = Path(tempfile.mkdtemp(prefix="strata-stack-"))
     env = isolated_env(home)

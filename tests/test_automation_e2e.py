@@ -21,8 +21,8 @@ from psycopg import sql
 from qdrant_client import QdrantClient
 
 from assets.vector.search import COLLECTION
+from strata.dagster_api import IN_PROGRESS
 from tests.conftest import REPO, Stack
-from tests.dagster_api import IN_PROGRESS
 
 pytestmark = [pytest.mark.xdist_group("stack"), pytest.mark.slow, pytest.mark.timeout(2400)]
 

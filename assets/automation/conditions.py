@@ -6,6 +6,8 @@ Unpartitioned models that read partitioned ones cannot: `eager()` waits while an
 missing, and a daily history always has days without data, so such a model would never run. They refresh when
 any upstream updates, once every upstream has some data (a partitioned one: any partition) and none is in
 progress, and never merely because they are missing (before the first load there is nothing to build from).
+
+Extractions and the check history run on a cron, and once at start (`scheduled`).
 """
 
 import dagster as dg
@@ -18,6 +20,15 @@ ON_UPSTREAM_UPDATES = (
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("on upstream updates")
+
+
+def scheduled(cron: str) -> dg.AutomationCondition:
+    """On the cron, and once as soon as the asset exists and has never been built: a fresh platform extracts
+    at start instead of at the next tick of the schedule."""
+    first_time = dg.AutomationCondition.missing().newly_true() & ~dg.AutomationCondition.in_progress()
+    return (dg.AutomationCondition.on_cron(cron) | first_time.with_label("first time")).with_label(
+        f"on cron {cron} or first time"
+    )
 
 
 def refresh_condition(*, partitioned: bool) -> dg.AutomationCondition:

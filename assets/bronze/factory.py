@@ -8,6 +8,7 @@ import dagster as dg
 from psycopg import sql
 from pymongo.errors import PyMongoError
 
+from assets.automation.conditions import scheduled
 from assets.bronze import checks, ledger
 from assets.bronze.discover import discover
 from assets.bronze.load import FileOutcome, load_partition
@@ -332,7 +333,7 @@ def build_mongo_asset(source: MongoSource) -> dg.AssetsDefinition:
         owners=[OWNER],
         description=f"{source.description} Extracted every run since the `{source.watermark_field}` watermark "
         f"minus a {source.lag} lag window.",
-        automation_condition=dg.AutomationCondition.on_cron(source.cron),
+        automation_condition=scheduled(source.cron),
         check_specs=[
             dg.AssetCheckSpec(
                 checks.ACCOUNTED,

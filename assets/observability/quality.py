@@ -10,6 +10,7 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 from psycopg.types.json import Jsonb
 
+from assets.automation.conditions import scheduled
 from assets.conventions import OWNER
 from resources import PostgresResource
 
@@ -40,7 +41,7 @@ CREATE INDEX IF NOT EXISTS check_history_check_idx ON gold.check_history (asset_
     owners=[OWNER],
     description="Every asset-check outcome (asset, check, passed, severity, run, time), appended from Dagster's "
     "event log since the last copied event.",
-    automation_condition=dg.AutomationCondition.on_cron("*/5 * * * *"),
+    automation_condition=scheduled("*/5 * * * *"),
 )
 def check_history(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
     with postgres.connect(autocommit=True) as conn:

@@ -18,6 +18,7 @@ from pathlib import Path
 from strata.bench.core import BenchContext, ScenarioResult, machine, render
 from strata.bench.scenarios.bronze import bronze_load, bronze_memory
 from strata.bench.scenarios.code_location import code_location_load
+from strata.bench.scenarios.first_refresh import first_refresh
 from strata.bench.scenarios.incremental import incremental_partition
 from strata.bench.scenarios.latency import latency
 from strata.bench.scenarios.vector import vector_index
@@ -32,6 +33,7 @@ SCENARIOS: dict[str, Callable[[BenchContext], ScenarioResult]] = {
     "vector_index": vector_index,
     "incremental_partition": incremental_partition,
     "latency": latency,
+    "first_refresh": first_refresh,
 }
 
 

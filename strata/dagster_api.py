@@ -1,4 +1,4 @@
-"""The Dagster UI's GraphQL API, as the tests watching a running `strata up` use it."""
+"""The Dagster UI's GraphQL API, as the tools watching a running `strata up` use it (the bench, the tests)."""
 
 from __future__ import annotations
 
