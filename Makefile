@@ -38,10 +38,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	cd dbt && ../$(BIN)/sqlfluff lint models --nocolor --processes 2
 
-# Two workers; the tests that share one expensive state (the running stack, the built pipeline, the demo's
-# home) stay on one worker each (xdist groups).
+# Two workers, a test file at a time each: the tests of a file share its expensive state (the running stack,
+# the demo's homes); the whole session shares one Postgres and the built sample pipeline (tests/conftest.py).
 test: install lint
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 2 --dist loadfile
 
 bench: install
 	$(BIN)/strata bench

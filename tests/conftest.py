@@ -6,6 +6,7 @@ receive the tests' DROP SCHEMA statements.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -14,13 +15,14 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from filelock import FileLock
 
 from resources import LandingZoneResource, MongoResource, PostgresResource, QdrantResource
 from strata import services
@@ -46,33 +48,43 @@ def isolated_env(home: Path, *, dagster: bool = True) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def strata_home() -> Iterator[Path]:
-    # Short and outside the repo: Postgres' data dir parents must be traversable by its system user.
-    home = Path(tempfile.mkdtemp(prefix="strata-test-"))
-    yield home
-    shutil.rmtree(home, ignore_errors=True)
+def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder every xdist worker of this test session sees: the session's base temp dir."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
 
 
 # A space and a backslash: the salt reaches Postgres through libpq's connection options, which escape both.
 PII_SALT = "test salt\\7f3a"
 
 
-@pytest.fixture(scope="session")
-def settings(strata_home: Path) -> Settings:
+def _session_settings(shared: Path) -> Settings:
     return Settings.from_env(
         {
-            "STRATA_HOME": str(strata_home),
-            "STRATA_POSTGRES_PORT": str(free_port()),
+            "STRATA_HOME": str(shared / "strata"),
+            "STRATA_POSTGRES_PORT": (shared / "postgres.port").read_text(),
             "STRATA_PII_SALT": PII_SALT,
         }
     )
 
 
 @pytest.fixture(scope="session")
-def strata_env(settings: Settings) -> Iterator[dict[str, str]]:
-    """The services are up and os.environ carries their URLs, as under `strata up`."""
-    env = services.up(settings)
+def settings(tmp_path_factory) -> Settings:
+    """One embedded Postgres for the whole session, every worker's, on a free port (the session's services
+    never come from the caller's STRATA_* variables)."""
+    shared = shared_dir(tmp_path_factory)
+    with FileLock(shared / "settings.lock"):
+        if not (shared / "postgres.port").exists():
+            (shared / "postgres.port").write_text(str(free_port()))
+    return _session_settings(shared)
+
+
+@pytest.fixture(scope="session")
+def strata_env(settings: Settings, tmp_path_factory) -> Iterator[dict[str, str]]:
+    """The services are up and os.environ carries their URLs, as under `strata up`. The first worker starts
+    them, the others attach; the session's end stops them (pytest_sessionfinish)."""
+    with FileLock(shared_dir(tmp_path_factory) / "services.lock"):
+        env = services.up(settings)
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     yield env
@@ -81,7 +93,24 @@ def strata_env(settings: Settings) -> Iterator[dict[str, str]]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-    services.down(settings)
+
+
+@pytest.fixture
+def own_settings(strata_env: dict[str, str], tmp_path: Path) -> Settings:
+    """Settings with a state dir of the test's own, on the session's Postgres (for commands that write under
+    STRATA_HOME, such as the bench)."""
+    return Settings.from_env(
+        {"STRATA_HOME": str(tmp_path / "home"), "STRATA_POSTGRES_URL": strata_env["STRATA_POSTGRES_URL"]}
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the session's services, once: in the only process, or in the xdist controller after its workers."""
+    if hasattr(session.config, "workerinput"):
+        return
+    shared = session.config._tmp_path_factory.getbasetemp()
+    if (shared / "postgres.port").exists():
+        services.down(_session_settings(shared))
 
 
 @pytest.fixture(scope="session")
@@ -108,20 +137,26 @@ def landing(tmp_path: Path) -> LandingZoneResource:
 
 @contextmanager
 def scratch_database(
-    strata_env: dict[str, str], name: str, *, template: str | None = None
+    strata_env: dict[str, str],
+    name: str,
+    *,
+    template: str | None = None,
+    keep: bool = False,
+    lock: Path | None = None,
 ) -> Iterator[PostgresResource]:
-    """A fresh database `name` of the embedded server (a copy of `template`, if given), dropped afterwards."""
+    """A fresh database `name` of the embedded server (a copy of `template`, if given, made while holding the
+    file `lock`: a template admits one copy at a time), dropped afterwards unless `keep`."""
     import psycopg
     from psycopg import sql
 
     from strata.config import with_database
 
     admin = with_database(strata_env["STRATA_POSTGRES_URL"], "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with FileLock(lock) if lock else nullcontext(), psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if template:
-            # A template admits no other session while it is copied (dbt's adapter may keep one open).
+            # No other session may be connected to a template being copied (dbt's adapter may keep one open).
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
                 (template,),
@@ -131,8 +166,9 @@ def scratch_database(
     try:
         yield PostgresResource(url=with_database(strata_env["STRATA_POSTGRES_URL"], name))
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        if not keep:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="module")
@@ -143,12 +179,31 @@ def warehouse(strata_env: dict[str, str], request: pytest.FixtureRequest) -> Ite
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    asset: str
+    check: str
+    partition: str | None
+    passed: bool
+    severity: str
+
+
+@dataclass(frozen=True)
+class BuiltRun:
+    """What one run of the pipeline's build did (kept as data: it is shared between test processes)."""
+
+    label: str
+    layers: tuple[str, ...]
+    success: bool
+    evaluations: tuple[Evaluation, ...]
+
+
+@dataclass(frozen=True)
 class Pipeline:
-    """A copy of the built sample pipeline: its resources and the generator's manifest."""
+    """A copy of the built sample pipeline: its resources, the generator's manifest, how the build went."""
 
     resources: dict
     manifest: dict
-    results: list
+    runs: tuple[BuiltRun, ...]
     drop: Path
 
     @property
@@ -156,63 +211,84 @@ class Pipeline:
         return self.resources["postgres"]
 
 
+PIPELINE_TEMPLATE = "t_built_pipeline"
+
+
+def _summary(run, result: dg.ExecuteInProcessResult) -> dict:
+    return {
+        "label": run.label,
+        "layers": sorted({key.path[0] for key in run.keys}),
+        "success": result.success,
+        "evaluations": [
+            [e.asset_key.to_user_string(), e.check_name, e.partition, e.passed, e.severity.value]
+            for e in result.get_asset_check_evaluations()
+        ],
+    }
+
+
 @pytest.fixture(scope="session")
-def sample_drop(tmp_path_factory) -> tuple[Path, Path, dict]:
-    """The 7-day scale-1 sample drop, generated once (its Mongo documents into their own store); tests copy it."""
+def built_pipeline(strata_env, tmp_path_factory) -> tuple[Path, dict]:
+    """The 7-day scale-1 sample drop (seed 7) generated, loaded into bronze and built through silver and gold
+    once for the whole session, every worker's (as `strata demo` builds, through assets.automation.plan), in a
+    database that tests copy. Returns its folder (drop, landing, mongo) and a summary of the build."""
+    from assets.transform import dbt_resource
     from strata.generate import generate
 
-    base = tmp_path_factory.mktemp("sample")
-    drop, store = base / "drop", base / "mongo"
-    mongo = MongoResource(url=store.as_uri(), database_name="strata")
-    with mongo.database() as database:
-        manifest = generate(drop, scale=1, days=7, seed=7, mongo_db=database)
-    (drop / "manifest.json").unlink()
-    return drop, store, manifest
-
-
-@pytest.fixture(scope="session")
-def built_pipeline(strata_env, sample_drop, tmp_path_factory) -> Iterator[tuple[str, Path, Path, dict, list]]:
-    """The sample drop loaded into bronze and built through silver and gold once (as `strata demo` builds,
-    through assets.automation.plan), in a database that tests copy."""
-    from assets.transform import dbt_resource
-
-    drop, store, manifest = sample_drop
-    base = tmp_path_factory.mktemp("built")
-    landing, mongo_store = base / "landing", base / "mongo"
-    shutil.copytree(drop, landing)
-    shutil.copytree(store, mongo_store)
-    with scratch_database(strata_env, "t_built_pipeline") as postgres:
-        resources = {
-            "postgres": postgres,
-            "mongo": MongoResource(url=mongo_store.as_uri(), database_name="strata"),
-            "landing": LandingZoneResource(root=str(landing)),
-            "dbt": dbt_resource(),
-        }
-        results = build(resources, keys_in("bronze", "silver", "gold"))
-        yield "t_built_pipeline", landing, mongo_store, manifest, results
+    base = shared_dir(tmp_path_factory) / "pipeline"
+    with FileLock(shared_dir(tmp_path_factory) / "pipeline.lock"):
+        if not (base / "built.json").exists():
+            shutil.rmtree(base, ignore_errors=True)
+            base.mkdir()
+            mongo = MongoResource(url=(base / "mongo").as_uri(), database_name="strata")
+            with mongo.database() as database:
+                manifest = generate(base / "drop", scale=1, days=7, seed=7, mongo_db=database)
+            (base / "drop" / "manifest.json").unlink()
+            shutil.copytree(base / "drop", base / "landing")
+            with scratch_database(strata_env, PIPELINE_TEMPLATE, keep=True) as postgres:
+                resources = {
+                    "postgres": postgres,
+                    "mongo": mongo,
+                    "landing": LandingZoneResource(root=str(base / "landing")),
+                    "dbt": dbt_resource(),
+                }
+                runs = [
+                    _summary(run, result)
+                    for run, result in build(resources, keys_in("bronze", "silver", "gold"))
+                ]
+            (base / "built.json").write_text(json.dumps({"manifest": manifest, "runs": runs}))
+    return base, json.loads((base / "built.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def pipeline(strata_env, built_pipeline, sample_drop, request, tmp_path_factory) -> Iterator[Pipeline]:
+def pipeline(strata_env, built_pipeline, request, tmp_path_factory) -> Iterator[Pipeline]:
     """This module's own copy of the built sample pipeline: database, landing zone and Mongo store."""
     from assets.transform import dbt_resource
 
-    template, landing, mongo_store, manifest, results = built_pipeline
-    base = tmp_path_factory.mktemp("pipeline")
-    shutil.copytree(landing, base / "landing")
-    shutil.copytree(mongo_store, base / "mongo")
+    base, built = built_pipeline
+    copy = tmp_path_factory.mktemp("pipeline")
+    shutil.copytree(base / "landing", copy / "landing")
+    shutil.copytree(base / "mongo", copy / "mongo")
     name = "t_" + request.module.__name__.rsplit(".", 1)[-1].lower()
-    with scratch_database(strata_env, name, template=template) as postgres:
+    lock = shared_dir(tmp_path_factory) / "pipeline.lock"
+    with scratch_database(strata_env, name, template=PIPELINE_TEMPLATE, lock=lock) as postgres:
         yield Pipeline(
             resources={
                 "postgres": postgres,
-                "mongo": MongoResource(url=(base / "mongo").as_uri(), database_name="strata"),
-                "landing": LandingZoneResource(root=str(base / "landing")),
+                "mongo": MongoResource(url=(copy / "mongo").as_uri(), database_name="strata"),
+                "landing": LandingZoneResource(root=str(copy / "landing")),
                 "dbt": dbt_resource(),
             },
-            manifest=manifest,
-            results=results,
-            drop=sample_drop[0],
+            manifest=built["manifest"],
+            runs=tuple(
+                BuiltRun(
+                    r["label"],
+                    tuple(r["layers"]),
+                    r["success"],
+                    tuple(Evaluation(*e) for e in r["evaluations"]),
+                )
+                for r in built["runs"]
+            ),
+            drop=base / "drop",
         )
 
 

@@ -19,9 +19,9 @@ def test_scenarios_are_registered():
     assert all(callable(fn) for fn in SCENARIOS.values())
 
 
-def test_unknown_scenario_is_refused(settings):
+def test_unknown_scenario_is_refused(own_settings):
     with pytest.raises(ValueError, match="unknown bench scenarios"):
-        run(settings, ["no_such_scenario"])
+        run(own_settings, ["no_such_scenario"], database="bench_test")
 
 
 def test_targets_and_rendering():
@@ -59,14 +59,22 @@ def test_bench_files_are_deterministic_prefixes(tmp_path: Path):
     assert again == whole
 
 
-def test_quick_bench_writes_report(settings, strata_env, capsys):
+def test_quick_bench_writes_report(own_settings, strata_env, capsys):
     assert (
-        run(settings, ["code_location_load", "bronze_load"], quick=True, anchors=False, records=RECORDS) == 0
+        run(
+            own_settings,
+            ["code_location_load", "bronze_load"],
+            database="bench_test",
+            quick=True,
+            anchors=False,
+            records=RECORDS,
+        )
+        == 0
     )
     printed = capsys.readouterr().out
     assert "machine:" in printed and "bronze_load" in printed
 
-    report = json.loads(report_path(settings).read_text())
+    report = json.loads(report_path(own_settings).read_text())
     assert report["quick"] is True
     assert {"cores", "memory_gb", "cpu", "python", "postgres", "dagster", "psycopg"} <= set(report["machine"])
     assert report["machine"]["postgres"]

@@ -42,11 +42,13 @@ class _FakeModel:
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def test_vector_index_report(settings, monkeypatch):
+def test_vector_index_report(own_settings, monkeypatch):
     monkeypatch.setattr(vector, "QUICK_DOCUMENTS", 80)
     monkeypatch.setattr(EmbeddingModelResource, "model", lambda self: _FakeModel())
-    assert run(settings, ["vector_index"], quick=True, anchors=False) == 0
-    scenario = json.loads(report_path(settings).read_text())["scenarios"]["vector_index"]
+    assert (
+        run(own_settings, ["vector_index"], database="bench_scenarios_test", quick=True, anchors=False) == 0
+    )
+    scenario = json.loads(report_path(own_settings).read_text())["scenarios"]["vector_index"]
     assert scenario["error"] is None, scenario
     figures = scenario["figures"]
     assert set(figures) == {

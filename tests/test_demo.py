@@ -25,7 +25,7 @@ from psycopg import sql
 
 from tests.conftest import build, isolated_env, keys_in, scratch_database
 
-pytestmark = [pytest.mark.xdist_group("demo"), pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parent.parent
 STRATA = str(Path(sys.executable).with_name("strata"))

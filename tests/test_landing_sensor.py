@@ -190,6 +190,18 @@ def test_a_file_still_growing_is_not_registered_until_it_stops_changing(zone):
     assert [r.run_key for r in third.run_requests] == ["ambassadors:-:1"]
 
 
+def test_a_file_unchanged_for_a_few_seconds_is_stable_at_first_sight(zone):
+    path = land(zone, "ambassadors/batch.json", AMBASSADOR)
+    written = path.stat().st_mtime_ns - (sensor_module.STABLE_SECONDS + 1) * 1_000_000_000
+    os.utime(path, ns=(written, written))
+    fresh = land(zone, "ambassadors/later.json", AMBASSADOR.replace(b"u1", b"u2"))
+
+    first = tick(zone)
+
+    assert [r.run_key for r in first.run_requests] == ["ambassadors:-:1"]
+    assert [row[1] for row in ledger_rows(zone)] == ["ambassadors/batch.json"] and fresh.exists()
+
+
 def test_a_done_marker_makes_a_file_stable_at_once(zone):
     land(zone, "ambassadors/batch.json", AMBASSADOR)
     land(zone, "ambassadors/batch.json.done", b"")

@@ -8,6 +8,9 @@ run. A backlog loads bronze only, in as few runs as its partitions allow: one ru
 source's partitions (sources with the same ranges share it), one run for every unpartitioned source; silver,
 gold and the index are left to reconciliation, one run per partitioning once bronze is loaded.
 
+A file is stable — complete, safe to hash and load — when it carries a `<file>.done` marker, when its size and
+mtime are the same as at the previous tick, or when its mtime is `STABLE_SECONDS` old at first sight.
+
 Run keys come from the ledger (the partitions and their newest load), so a tick that crashes after registering
 asks for the same runs next time and Dagster launches each once; a fixed file (new bytes) gets a new load id and
 so a new run. Partitions an unfinished landing run already covers are not requested again. A load left
@@ -17,6 +20,7 @@ waits, already counted as stable, for the next tick.
 """
 
 import json
+import time
 from collections import defaultdict
 
 import dagster as dg
@@ -29,6 +33,8 @@ from assets.bronze.sources import SOURCES, SOURCES_BY_NAME, Source
 from assets.partitions import RANGE_END_TAG, RANGE_START_TAG, contiguous_ranges, range_tags
 from resources import LandingZoneResource, PostgresResource
 
+# A file is complete once it has not changed for this long (or across two ticks, or given a `.done` marker).
+STABLE_SECONDS = 3
 MAX_FILES_PER_TICK = 500
 MAX_BYTES_PER_TICK = 2 << 30
 CHAIN_MAX_RUNS = 4
@@ -58,7 +64,10 @@ def landing_sensor(
             def is_stable(relative: str, signature: tuple[int, int], seen_before=seen_before) -> bool:
                 if landing.resolve(relative + DONE_MARKER).exists():
                     return True
-                return seen_before.get(relative) == list(signature)
+                if seen_before.get(relative) == list(signature):
+                    return True
+                # Unchanged for STABLE_SECONDS already when first seen: no need to wait for another tick.
+                return time.time_ns() - signature[1] >= STABLE_SECONDS * 1_000_000_000
 
             found = discover(
                 conn, source, landing, is_stable=is_stable, max_files=files_left, max_bytes=bytes_left

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from strata.bench.core import BenchContext, ScenarioResult, machine, render
+from strata.bench.core import BENCH_DATABASE, BenchContext, ScenarioResult, machine, render
 from strata.bench.scenarios.bronze import bronze_load, bronze_memory
 from strata.bench.scenarios.code_location import code_location_load
 from strata.bench.scenarios.first_refresh import first_refresh
@@ -48,18 +48,19 @@ def run(
     quick: bool | None = None,
     anchors: bool = True,
     records: int | None = None,
+    database: str = BENCH_DATABASE,
 ) -> int:
     """Run the named scenarios (all when `names` is empty), print the table, write the JSON report; 0.
 
     `anchors=False` skips what needs the anchors venv (dlt, pandas); `records` overrides the size of the
-    bronze_load file — both for tests."""
+    bronze_load file; `database` names the bench's database — all for tests."""
     selected = list(names or SCENARIOS)
     unknown = [name for name in selected if name not in SCENARIOS]
     if unknown:
         raise ValueError(f"unknown bench scenarios {unknown}; choose from {list(SCENARIOS)}")
     if quick is None:
         quick = os.environ.get("STRATA_BENCH_QUICK", "") not in ("", "0", "false")
-    ctx = BenchContext(settings, quick=quick, anchors=anchors, records=records)
+    ctx = BenchContext(settings, quick=quick, anchors=anchors, records=records, database=database)
     started_at = datetime.now(UTC)
     results: list[ScenarioResult] = []
     ctx.start()

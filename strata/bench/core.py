@@ -102,6 +102,7 @@ class BenchContext:
     quick: bool = False
     anchors: bool = True  # False: skip everything that needs the anchors venv (tests)
     records: int | None = None  # override the bronze_load file size (tests)
+    database: str = BENCH_DATABASE  # another name lets benches share a server (tests)
     log: Callable[[str], None] = field(default=lambda message: print(f"[bench] {message}", flush=True))
     anchor_versions: dict[str, str] = field(default_factory=dict)
     _server_url: str | None = None
@@ -120,7 +121,7 @@ class BenchContext:
     def url(self) -> str:
         """The bench database (never the warehouse)."""
         assert self._server_url, "services not started"
-        return with_database(self._server_url, BENCH_DATABASE)
+        return with_database(self._server_url, self.database)
 
     def start(self) -> None:
         env = services.up(self.settings)
@@ -137,12 +138,12 @@ class BenchContext:
     def _recreate_database(self) -> None:
         self._drop_database()
         with psycopg.connect(with_database(self._server_url, "postgres"), autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DATABASE)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
 
     def _drop_database(self) -> None:
         with psycopg.connect(with_database(self._server_url, "postgres"), autocommit=True) as conn:
             conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DATABASE))
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.database))
             )
 
     def run_json(
