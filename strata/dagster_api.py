@@ -80,25 +80,25 @@ class Dagster:
         )
         return data["sensorOrError"]["sensorState"]["ticks"]
 
-    def settled(self, wanted: list[str]) -> bool:
+    def settled(self, wanted: list[str], since: float = 0.0) -> bool:
         """No run in progress, every `wanted` asset materialized, and every requesting sensor has ticked without
-        asking for anything since the last run ended."""
+        asking for anything since the last run ended (and since `since`, epoch seconds: after a file landed)."""
         if self.runs(IN_PROGRESS):
             return False
         if not all(self.latest(path) for path in wanted):
             return False
-        ended = max((float(run["endTime"] or 0) for run in self.runs()), default=0.0)
+        ended = max([since, *(float(run["endTime"] or 0) for run in self.runs())])
         for sensor in REQUESTING_SENSORS:
             quiet = [t for t in self.ticks(sensor) if float(t["timestamp"]) > ended and not t["runIds"]]
             if not quiet or quiet[0]["status"] not in ("SKIPPED", "SUCCESS"):
                 return False
         return not self.runs(IN_PROGRESS)
 
-    def settle(self, wanted: list[str], timeout: float) -> float:
-        """Seconds until `settled`; fails after `timeout`."""
-        started = time.monotonic()
+    def settle(self, wanted: list[str], timeout: float, since: float | None = None) -> float:
+        """Seconds until `settled` (since now, by default); fails after `timeout`."""
+        started, since = time.monotonic(), time.time() if since is None else since
         while time.monotonic() - started < timeout:
-            if self.settled(wanted):
+            if self.settled(wanted, since):
                 return time.monotonic() - started
             time.sleep(2)
         raise AssertionError(

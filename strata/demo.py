@@ -101,7 +101,7 @@ def run_demo(settings: Settings) -> int:
                 raise_on_error=False,
             )
             blocked |= downstream_of(asset_graph, report.record(run, result, blocking))
-        print(f"\nmaterialized everything in {time.monotonic() - started:.0f} s")
+        print(f"\ndone in {time.monotonic() - started:.0f} s")
         _print_summary(report, defs, instance)
     return 0 if report.ok else 1
 

@@ -83,7 +83,10 @@ class EmbeddedPostgres:
 
     def start(self) -> None:
         if self.is_running():
-            return
+            if self._postmaster_alive():
+                return
+            # Left by a server that was killed: its pid is gone or a zombie nobody reaped.
+            (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
         self._init()
         if _port_in_use(self.port):
             raise RuntimeError(
@@ -98,6 +101,15 @@ class EmbeddedPostgres:
         if result.returncode != 0:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise RuntimeError(f"embedded Postgres failed to start:\n{result.stderr}\n{tail}")
+
+    def _postmaster_alive(self) -> bool:
+        import psutil
+
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except (FileNotFoundError, IndexError, ValueError, psutil.NoSuchProcess):
+            return False
 
     def stop(self) -> None:
         if self.is_running():

@@ -412,9 +412,11 @@ def build(
     from assets.bronze.discover import data_partitions
     from strata.definitions import defs
 
-    with resources["postgres"].connect(autocommit=True) as conn:
+    # Resources given as configuration (EnvVar) are resolved as a run would resolve them.
+    wanted = {name: resources[name] for name in ("postgres", "landing") if name in resources}
+    with dg.build_resources(wanted) as live, live.postgres.connect(autocommit=True) as conn:
         ledger.ensure_schema(conn)
-        data = data_partitions(conn, resources.get("landing"))
+        data = data_partitions(conn, getattr(live, "landing", None))
     graph = defs.resolve_asset_graph()
     return materialize_runs(
         plan_runs(graph, data, keys),

@@ -107,31 +107,44 @@ RESTART_CHILD = textwrap.dedent(
 )
 
 
+@pytest.fixture
+def own_server(tmp_path: Path):
+    """An embedded Postgres of this test's own: restarting it disturbs no other test."""
+    from strata.services import EmbeddedPostgres
+
+    server = EmbeddedPostgres(tmp_path / "postgres", free_port())
+    server.start()
+    server.ensure_databases("strata")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.mark.slow
-def test_postgres_restarted_mid_load_the_step_retries_and_completes_exactly(
-    warehouse, settings, tmp_path: Path
-):
+def test_postgres_restarted_mid_load_the_step_retries_and_completes_exactly(own_server, tmp_path: Path):
     import time
 
-    from strata import services
-
+    warehouse = PostgresResource(url=own_server.url("strata"))
     landing = tmp_path / "landing"
     manifest = generate(landing, scale=120, days=1, sources=["social_posts"])
     partition = "2026-11-01|tiktok"
     args = [warehouse.url, (tmp_path / "mongo").as_uri(), str(landing), partition]
+    # The retry policy's real waits: the server must be back before the retries run out.
+    env = {k: v for k, v in os.environ.items() if k != "STRATA_RETRY_DELAY_SCALE"}
     child = subprocess.Popen(
         [sys.executable, "-c", RESTART_CHILD, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        env=env,
     )
     deadline = time.monotonic() + 120
     while not _copying(warehouse, "strata-restart-test"):
         assert child.poll() is None and time.monotonic() < deadline
         time.sleep(0.02)
-    server = services.embedded_postgres(settings)
-    server.stop()
-    server.start()
+    own_server.stop()
+    own_server.start()
 
     out, _ = child.communicate(timeout=300)
 

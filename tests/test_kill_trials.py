@@ -147,16 +147,17 @@ def platform(warehouse: PostgresResource, strata_env, tmp_path_factory) -> dict:
     with mongo.database() as database:
         generate(root, scale=1, days=len(DAYS), seed=3, mongo_db=database)
     (root / "manifest.json").unlink()
-    # Files large enough for a COPY to be caught under way.
+    # Files large enough for a COPY to be caught under way: the partition's own posts again, under new ids.
     date, network = PARTITION.split("|")
     folder = root / "social" / "posts" / f"network={network}" / f"date={date}"
+    posts = [
+        json.loads(line) for path in sorted(folder.glob("*.jsonl")) for line in path.open() if line.strip()
+    ]
+    posts = [post for post in posts if isinstance(post, dict) and "post_id" in post]
     for name in ("part-big-0.jsonl", "part-big-1.jsonl"):
         with (folder / name).open("w") as out:
             for n in range(BIG_FILE_POSTS):
-                record = {"post_id": f"{name}-{n}", "network": network, "account_id": "ig_acc000001"}
-                out.write(
-                    json.dumps(record | {"created_at": f"{date}T08:00:00Z", "caption": f"post {n}"}) + "\n"
-                )
+                out.write(json.dumps(posts[n % len(posts)] | {"post_id": f"{name}-{n}"}) + "\n")
     resources = {
         "postgres": warehouse,
         "mongo": mongo,
