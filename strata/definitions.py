@@ -6,7 +6,7 @@ export the concrete values, so nothing here looks at the environment while the c
 
 import dagster as dg
 
-from assets.automation import reconciliation_sensor
+from assets.automation import automation_sensor, reconciliation_sensor
 from assets.bronze import bronze_assets, landing_sensor
 from assets.observability.alerts import quality_alert_sensor, run_failure_alert
 from assets.observability.freshness import with_default_freshness
@@ -35,15 +35,6 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "dbt": dbt_resource(),
     }
 
-
-# Declarative automation (eager silver/gold, cron extractions) only runs while a sensor evaluates it; Dagster's
-# built-in one is stopped by default.
-automation_sensor = dg.AutomationConditionSensorDefinition(
-    "automation_sensor",
-    target=dg.AssetSelection.all(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=5,
-)
 
 defs = dg.Definitions(
     assets=with_default_freshness(

@@ -7,7 +7,11 @@ missing, and a daily history always has days without data, so such a model would
 any upstream updates, once every upstream has some data (a partitioned one: any partition) and none is in
 progress, and never merely because they are missing (before the first load there is nothing to build from).
 
-Extractions and the check history run on a cron, and once at start (`scheduled`).
+Extractions and the data-quality history run on a cron, and once at start (`scheduled`): `automation_sensor`
+evaluates those. What is built from the sources — silver, gold and the index — is refreshed by the landing
+sensor's chains and by reconciliation (assets.automation.reconcile), which applies the layer's condition in
+batched runs and catches what eager evaluation misses; one evaluator per asset, so a refresh is never
+requested twice.
 """
 
 import dagster as dg
@@ -33,3 +37,14 @@ def scheduled(cron: str) -> dg.AutomationCondition:
 
 def refresh_condition(*, partitioned: bool) -> dg.AutomationCondition:
     return dg.AutomationCondition.eager() if partitioned else ON_UPSTREAM_UPDATES
+
+
+# Sources are extracted on schedules; the data-quality history and dashboard follow the check outcomes.
+SCHEDULED = dg.AssetSelection.key_prefixes(["bronze"]) | dg.AssetSelection.groups("observability")
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "automation_sensor",
+    target=SCHEDULED,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=5,
+)

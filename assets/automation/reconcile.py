@@ -27,7 +27,7 @@ import dagster as dg
 
 from assets.automation.graph import is_automated, upstream_of
 
-RECONCILE_INTERVAL_SECONDS = 10
+RECONCILE_INTERVAL_SECONDS = 5
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,

@@ -95,7 +95,8 @@ def _row(record: dg.EventLogRecord) -> tuple:
     kinds={"postgres"},
     owners=[OWNER],
     description="The data-quality dashboard: open this asset's latest materialization.",
-    automation_condition=dg.AutomationCondition.eager(),
+    # With the history it reads, in the same run.
+    automation_condition=scheduled("*/5 * * * *"),
 )
 def data_quality_dashboard(
     context: dg.AssetExecutionContext, postgres: PostgresResource
