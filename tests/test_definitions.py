@@ -103,9 +103,10 @@ def test_pools_are_taken_per_run_by_the_dbt_builds_and_the_index():
     }
 
     assert config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "run"}
-    assert set(pools.values()) == {frozenset({"dbt"}), frozenset({"qdrant"})}
-    assert pools["vector/content_index"] == {"qdrant"} and pools["silver/posts"] == {"dbt"}
-    assert all(pool == {"dbt"} for key, pool in pools.items() if key.startswith(("silver/", "gold/")))
+    dbt_pools = {"dbt_date_network", "dbt_daily", "dbt_none"}
+    assert set(pools.values()) == {frozenset({pool}) for pool in {*dbt_pools, "qdrant"}}
+    assert pools["vector/content_index"] == {"qdrant"} and pools["silver/posts"] == {"dbt_date_network"}
+    assert pools["silver/tweets"] == {"dbt_daily"} and pools["gold/content_performance"] == {"dbt_none"}
 
 
 def test_sensors_that_drive_the_platform_run_by_default():

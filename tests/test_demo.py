@@ -259,7 +259,7 @@ def kill_in_each_phase_then_finish(home: Home) -> tuple[list[str], list]:
         )
         assert visible == 0
 
-    # 2. Inside a dbt build (its run takes pool `dbt`): the run stays STARTED with no process behind it.
+    # 2. Inside a dbt build (its run takes a dbt pool): the run stays STARTED with no process behind it.
     demo = home.start_demo()
     demo.wait_for(lambda: active(home, DBT_AT_WORK), "dbt at work")
     demo.kill()
@@ -292,13 +292,13 @@ HOLDER = textwrap.dedent(
     os.environ.update(services.service_environment(Settings.from_env()))
     release = Path(sys.argv[1])
 
-    @dg.asset(pool="dbt")
-    def holds_the_dbt_pool():
+    @dg.asset(pool="dbt_none")
+    def holds_a_dbt_pool():
         print("holding", flush=True)
         while not release.exists():
             time.sleep(0.1)
 
-    dg.materialize([holds_the_dbt_pool], instance=dg.DagsterInstance.get(), tags=owner_tags())
+    dg.materialize([holds_a_dbt_pool], instance=dg.DagsterInstance.get(), tags=owner_tags())
     """
 )
 
@@ -316,14 +316,16 @@ def test_sigterm_stops_a_demo_waiting_for_a_pool_and_says_who_holds_it(killed, t
     try:
         assert holder.stdout.readline().strip() == "holding"
         demo = home.start_demo()
-        demo.wait_for(lambda: "waiting: pool `dbt` is held by run " in demo.output, "the wait for pool dbt")
+        demo.wait_for(
+            lambda: "waiting: pool `dbt_none` is held by run " in demo.output, "the wait for pool dbt_none"
+        )
         demo.process.send_signal(signal.SIGTERM)
         code = demo.finish(timeout=60)
     finally:
         release.touch()
         holder.wait(timeout=60)
 
-    holder_run = demo.output.split("waiting: pool `dbt` is held by run ", 1)[1].split()[0]
+    holder_run = demo.output.split("waiting: pool `dbt_none` is held by run ", 1)[1].split()[0]
     with psycopg.connect(home.storage) as conn:
         owner = conn.execute(
             "SELECT value FROM run_tags WHERE run_id = %s AND key = 'strata/owner'", (holder_run,)

@@ -32,6 +32,7 @@ def dim() -> None: ...
     partitions_def=DAYS,
     automation_condition=refresh_condition(partitioned=True),
     backfill_policy=dg.BackfillPolicy.single_run(),
+    pool="daily_builds",
 )
 def daily() -> None:
     DAILY_STARTED.set()
@@ -145,6 +146,17 @@ def test_nothing_is_requested_while_it_or_its_upstream_is_in_a_run_in_progress(i
 
     assert plan_refresh(GRAPH, found, busy={DAILY}) == []
     assert plan_refresh(GRAPH, found, busy={dg.AssetKey("events")}) == []
+
+
+def test_a_wave_waits_while_a_run_takes_its_pool_then_gathers_everything(instance):
+    """The run holding the pool goes first either way: requesting behind it would only split the next wave."""
+    run(instance, [dim])
+    run(instance, [events], "2026-01-01")
+    found = find_stale(GRAPH, EventLog(instance))
+
+    assert plan_refresh(GRAPH, found, busy=set(), busy_pools=frozenset({"daily_builds"})) == []
+    [request] = plan_refresh(GRAPH, found, busy=set(), busy_pools=frozenset({"another_pool"}))
+    assert DAILY in request.asset_keys
 
 
 def test_the_same_staleness_is_requested_once_and_a_newer_update_asks_again(instance):

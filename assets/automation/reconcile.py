@@ -158,19 +158,26 @@ def find_stale(asset_graph, events: EventLog) -> dict[dg.AssetKey, Stale]:
     return stale
 
 
-def busy_assets(instance: dg.DagsterInstance, asset_graph) -> set[dg.AssetKey]:
-    """Assets targeted by a queued or running run (a run without an asset selection targets everything)."""
-    busy: set[dg.AssetKey] = set()
+def busy(instance: dg.DagsterInstance, asset_graph) -> tuple[set[dg.AssetKey], set[str]]:
+    """The assets targeted by a queued or running run (a run without an asset selection targets everything),
+    and the pools those runs take."""
+    assets: set[dg.AssetKey] = set()
+    pools: set[str] = set()
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS)):
-        busy |= run.asset_selection if run.asset_selection is not None else asset_graph.get_all_asset_keys()
-    return busy
+        assets |= run.asset_selection if run.asset_selection is not None else asset_graph.get_all_asset_keys()
+        pools |= set(run.run_op_concurrency.all_pools or []) if run.run_op_concurrency else set()
+    return assets, pools
 
 
 def plan_refresh(
-    asset_graph, stale: Mapping[dg.AssetKey, Stale], busy: set[dg.AssetKey]
+    asset_graph,
+    stale: Mapping[dg.AssetKey, Stale],
+    busy: set[dg.AssetKey],
+    busy_pools: frozenset[str] = frozenset(),
 ) -> list[RefreshRequest]:
     """The next wave, one run per partitioning: stale assets with nothing stale or in progress upstream, and the
-    stale assets of the same partitioning that wait only on those."""
+    stale assets of the same partitioning that wait only on those. A group whose pool a queued or running run
+    takes waits for it: that run goes first either way, and the next wave gathers everything it left."""
     blocked = set(stale) | busy
     groups: list[tuple[dg.PartitionsDefinition | None, list[dg.AssetKey]]] = []
     for key in asset_graph.toposorted_asset_keys:
@@ -189,6 +196,8 @@ def plan_refresh(
             group.append(key)
     requests = []
     for partitions_def, keys in groups:
+        if {pool for key in keys for pool in asset_graph.get(key).pools or ()} & busy_pools:
+            continue
         keys = sorted(keys, key=lambda k: k.to_user_string())
         partition_range = None
         if partitions_def is not None:
@@ -217,7 +226,7 @@ def plan_refresh(
 def reconciliation_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     asset_graph = context.repository_def.asset_graph
     stale = find_stale(asset_graph, EventLog(context.instance))
-    requests = plan_refresh(asset_graph, stale, busy_assets(context.instance, asset_graph))
+    requests = plan_refresh(asset_graph, stale, *busy(context.instance, asset_graph))
     for request in requests:
         keys = ", ".join(k.to_user_string() for k in request.asset_keys)
         context.log.info(f"refreshing {keys} {request.partition_range or ''}".rstrip())

@@ -26,7 +26,6 @@ from assets.transform.translator import StrataDbtTranslator
 from resources import PostgresResource
 
 TRANSLATOR = StrataDbtTranslator()
-DBT_POOL = "dbt"
 PARTITIONED_SELECTION = "config.meta.dagster.partitioning:date_network config.meta.dagster.partitioning:daily"
 
 
@@ -125,9 +124,10 @@ def _dbt_assets_for(partitioning: str) -> dg.AssetsDefinition:
         partitions_def=PARTITIONS_DEFS.get(partitioning),
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
         dagster_dbt_translator=TRANSLATOR,
-        # One dbt build at a time across runs: concurrent runs rebuilding the same table (a chain and a
-        # reconciliation, say) would race on dbt's swap of the relation.
-        pool=DBT_POOL,
+        # One build of a partitioning's models at a time: concurrent runs rebuilding the same table (a chain and
+        # a reconciliation, say) would race on dbt's swap of the relation. Builds of different partitionings
+        # touch different tables and run side by side.
+        pool=f"dbt_{partitioning}",
     )
     def models(
         context: dg.AssetExecutionContext,
