@@ -108,16 +108,16 @@ def test_incremental_day_keys_cover_one_day_of_each_partitioning():
 
 def test_latency_follows_the_graph_from_bronze_posts_to_gold():
     downstream = {
-        ("bronze", "social_posts"): [("silver", "posts")],
-        ("silver", "posts"): [("gold", "a"), ("silver", "content_documents")],
-        ("gold", "a"): [("gold", "b")],
-        ("silver", "content_documents"): [("vector", "content_index")],
-        ("bronze", "tweets"): [("gold", "c")],
+        "bronze/social_posts": ["silver/posts"],
+        "silver/posts": ["gold/a", "silver/content_documents"],
+        "gold/a": ["gold/b"],
+        "silver/content_documents": ["vector/content_index"],
+        "bronze/tweets": ["gold/c"],
     }
-    assert latency._gold_downstream(downstream) == [("gold", "a"), ("gold", "b")]
+    assert latency._gold_downstream(downstream) == ["gold/a", "gold/b"]
 
 
-@pytest.mark.parametrize("name", ["vector_index", "incremental_partition", "latency"])
+@pytest.mark.parametrize("name", ["vector_index", "incremental_partition", "latency", "first_refresh"])
 def test_scenario_modules_document_their_measurement(name):
     doc = SCENARIOS[name].__module__
     module = __import__(doc, fromlist=["__doc__"])
