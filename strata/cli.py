@@ -48,7 +48,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     for line in services.status(settings):
         print(line.line())
     if not args.no_sample and landing_is_empty(settings):
-        land_sample_drop(settings)
+        land_sample_drop(settings, days=args.sample_days)
         print(f"landed the sample drop in {settings.landing_dir}")
     url = dagster_process.start(settings, env)
     print(f"dagster running {url}  (logs: {settings.logs_dir / 'dagster-dev.log'}; stop with `make down`)")
@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     up_cmd = commands.add_parser("up", help="services + sample drop + dagster dev in the background")
     up_cmd.add_argument(
         "--no-sample", action="store_true", help="do not land the sample drop in an empty landing zone"
+    )
+    up_cmd.add_argument(
+        "--sample-days", type=int, default=7, help="days of the sample drop landed in an empty landing zone"
     )
     up_cmd.set_defaults(handler=_up)
     commands.add_parser("down", help="stop what `strata up` started").set_defaults(handler=_down)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from strata.config import Settings
 
@@ -33,12 +34,20 @@ def running_pid(settings: Settings) -> int | None:
     if not pid_file.exists():
         return None
     pid = int(pid_file.read_text().strip())
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not _is_dagster_dev(pid):
         pid_file.unlink()
         return None
     return pid
+
+
+def _is_dagster_dev(pid: int) -> bool:
+    """Whether `pid` is a live `dagster dev`: a killed one can linger as a zombie until it is reaped, and after
+    a reboot its pid may belong to another process."""
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and "dev" in process.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
 
 
 def is_ready(url: str) -> bool:

@@ -102,8 +102,10 @@ class RunSession:
 
     def stop(self, signum: int) -> NoReturn:
         name = signal.Signals(signum).name
+        # A run created but not yet started counts too: nothing would ever start it.
+        statuses = [*IN_PROGRESS, dg.DagsterRunStatus.NOT_STARTED]
         mine = self.instance.get_runs(
-            filters=dg.RunsFilter(statuses=list(IN_PROGRESS), tags={OWNER_TAG: self.tags[OWNER_TAG]})
+            filters=dg.RunsFilter(statuses=statuses, tags={OWNER_TAG: self.tags[OWNER_TAG]})
         )
         for run in mine:
             release(self.instance, run, f"Canceled: the process executing it received {name}.", canceled=True)

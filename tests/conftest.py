@@ -340,6 +340,11 @@ class Stack:
     def settle(self) -> float:
         return self.dagster.settle(GOLD_AND_INDEX, timeout=SETTLE_TIMEOUT)
 
+    def log_tail(self, lines: int = 60) -> str:
+        """The end of `dagster dev`'s log, for a failure message."""
+        log = self.home / "logs" / "dagster-dev.log"
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
+
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
@@ -350,7 +355,8 @@ def stack() -> Iterator[Stack]:
     home = Path(tempfile.mkdtemp(prefix="strata-stack-"))
     env = isolated_env(home)
     try:
-        up = subprocess.run([STRATA, "up"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        # Three days of the sample drop: a backlog of every source over every network, at a third of the cost.
+        up = subprocess.run([STRATA, "up", "--sample-days", "3"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
         assert up.returncode == 0, up.stdout + up.stderr
         assert "landed the sample drop" in up.stdout
         dagster = Dagster(f"http://127.0.0.1:{env['STRATA_DAGSTER_PORT']}")

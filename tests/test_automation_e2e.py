@@ -86,7 +86,7 @@ def warehouse_state(stack: Stack) -> dict:
             )
             bronze |= {(name, key): rows.get(key, 0) for key in source["partitions"]}
         silver = {
-            table: conn.execute(query, (TEST_POSTS,)).fetchone()[0] for table, query in SILVER_COUNTS.items()
+            table: conn.execute(query, {"test_posts": TEST_POSTS}).fetchone()[0] for table, query in SILVER_COUNTS.items()
         }
     return {"ledger": ledger, "bronze": bronze, "silver": silver}
 
@@ -376,7 +376,7 @@ def test_after_every_process_of_the_platform_is_killed_make_up_resumes_with_noth
             time.sleep(0.1)
 
     up = subprocess.run(["make", "up"], cwd=REPO, env=stack.env, capture_output=True, text=True, timeout=600)
-    assert up.returncode == 0, up.stdout + up.stderr
+    assert up.returncode == 0, up.stdout + up.stderr + stack.log_tail()
     stack.settle()
 
     assert_the_sample_drop_is_all_there(stack)

@@ -118,6 +118,7 @@ def demo_home() -> Iterator[Home]:
 
 COPYING_INTO_BRONZE = ("query LIKE %s", 'COPY "bronze".%')
 DBT_AT_WORK = ("application_name = %s", "dbt")
+DBT_WAITING = ("wait_event_type = 'Lock' AND application_name = %s", "dbt")
 
 
 def active(home: Home, statement: tuple[str, str]) -> bool:
@@ -341,11 +342,15 @@ def test_sigterm_stops_a_demo_waiting_for_a_pool_and_says_who_holds_it(killed, t
 
 def test_sigint_inside_a_dbt_build_cancels_the_run_and_kills_dbt(killed):
     home = killed["home"]
-    demo = home.start_demo()
-    demo.wait_for(lambda: active(home, DBT_AT_WORK), "dbt at work")
-    children = [p.pid for p in psutil.Process(demo.process.pid).children(recursive=True)]
-    demo.process.send_signal(signal.SIGINT)
-    code = demo.finish(timeout=60)
+    # A reader holding silver.video_users keeps the dbt build that replaces it waiting, mid-run, for as long as
+    # the test needs: the signal cannot land between two runs.
+    with psycopg.connect(home.warehouse) as reader:
+        reader.execute("LOCK TABLE silver.video_users IN ACCESS SHARE MODE")
+        demo = home.start_demo()
+        demo.wait_for(lambda: active(home, DBT_WAITING), "dbt waiting for silver.video_users")
+        children = [p.pid for p in psutil.Process(demo.process.pid).children(recursive=True)]
+        demo.process.send_signal(signal.SIGINT)
+        code = demo.finish(timeout=60)
 
     assert code == 128 + signal.SIGINT
     [line] = [line for line in demo.output.splitlines() if line.startswith("stopped by SIGINT: run ")]

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -150,10 +150,7 @@ def platform(warehouse: PostgresResource, strata_env, tmp_path_factory) -> dict:
     # Files large enough for a COPY to be caught under way: the partition's own posts again, under new ids.
     date, network = PARTITION.split("|")
     folder = root / "social" / "posts" / f"network={network}" / f"date={date}"
-    posts = [
-        json.loads(line) for path in sorted(folder.glob("*.jsonl")) for line in path.open() if line.strip()
-    ]
-    posts = [post for post in posts if isinstance(post, dict) and "post_id" in post]
+    posts = [post for path in sorted(folder.glob("*.jsonl")) for post in parsed_records(path)]
     for name in ("part-big-0.jsonl", "part-big-1.jsonl"):
         with (folder / name).open("w") as out:
             for n in range(BIG_FILE_POSTS):
@@ -166,6 +163,17 @@ def platform(warehouse: PostgresResource, strata_env, tmp_path_factory) -> dict:
     }
     assert all(result.success for _, result in build(resources, keys_in("bronze", "silver", "gold")))
     return {"resources": resources, "env": {**os.environ}, "root": root, "mongo_url": mongo.url}
+
+
+def parsed_records(path: Path) -> Iterator[dict]:
+    """The file's well-formed posts; the drop also holds malformed lines, which bronze quarantines."""
+    for line in path.open():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "post_id" in record:
+            yield record
 
 
 def child(

@@ -394,8 +394,9 @@ def test_secrets_given_through_the_environment_appear_nowhere_runs_are_recorded(
         failed.run_id.encode() in body
         for failed, (_, body) in zip((dbt_down, qdrant_down), alerts, strict=True)
     ] == [True, True]
-    # What was searched: the 8 runs, and compute logs holding dbt's output among the instance's files.
-    assert len([name for name in stored if name.startswith("run ")]) == 8
+    # What was searched: every run (the two loads, the build plan's runs, the two failures), and compute logs
+    # holding dbt's output among the instance's files.
+    assert len([name for name in stored if name.startswith("run ")]) == len(loads) + len(built) + 2
     compute_logs = [content for name, content in stored.items() if "compute_logs" in name]
     assert any(b"model silver.brands" in content for content in compute_logs)
 
