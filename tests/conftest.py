@@ -356,7 +356,14 @@ def stack() -> Iterator[Stack]:
     env = isolated_env(home)
     try:
         # Three days of the sample drop: a backlog of every source over every network, at a third of the cost.
-        up = subprocess.run([STRATA, "up", "--sample-days", "3"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        up = subprocess.run(
+            [STRATA, "up", "--sample-days", "3"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert up.returncode == 0, up.stdout + up.stderr
         assert "landed the sample drop" in up.stdout
         dagster = Dagster(f"http://127.0.0.1:{env['STRATA_DAGSTER_PORT']}")

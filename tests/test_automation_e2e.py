@@ -86,7 +86,8 @@ def warehouse_state(stack: Stack) -> dict:
             )
             bronze |= {(name, key): rows.get(key, 0) for key in source["partitions"]}
         silver = {
-            table: conn.execute(query, {"test_posts": TEST_POSTS}).fetchone()[0] for table, query in SILVER_COUNTS.items()
+            table: conn.execute(query, {"test_posts": TEST_POSTS}).fetchone()[0]
+            for table, query in SILVER_COUNTS.items()
         }
     return {"ledger": ledger, "bronze": bronze, "silver": silver}
 
