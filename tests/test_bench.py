@@ -63,7 +63,7 @@ def test_quick_bench_writes_report(own_settings, strata_env, capsys):
     assert (
         run(
             own_settings,
-            ["code_location_load", "bronze_load"],
+            ["code_location_load", "bronze_load", "landing_backlog"],
             database="bench_test",
             quick=True,
             anchors=False,
@@ -78,7 +78,7 @@ def test_quick_bench_writes_report(own_settings, strata_env, capsys):
     assert report["quick"] is True
     assert {"cores", "memory_gb", "cpu", "python", "postgres", "dagster", "psycopg"} <= set(report["machine"])
     assert report["machine"]["postgres"]
-    assert set(report["scenarios"]) == {"code_location_load", "bronze_load"}
+    assert set(report["scenarios"]) == {"code_location_load", "bronze_load", "landing_backlog"}
     for scenario in report["scenarios"].values():
         assert scenario["error"] is None, scenario
         assert {"figures", "ratios", "target", "targets", "met"} <= set(scenario)
@@ -86,6 +86,8 @@ def test_quick_bench_writes_report(own_settings, strata_env, capsys):
         assert scenario["targets"] and all(isinstance(t["met"], bool) for t in scenario["targets"])
         assert scenario["met"] == all(t["met"] for t in scenario["targets"])
 
+    backlog = report["scenarios"]["landing_backlog"]["figures"]["strata landing_sensor"]
+    assert backlog["ticks"] >= 1 and backlog["max_tick_s"] > 0
     location = report["scenarios"]["code_location_load"]["figures"]
     assert location["import strata.definitions"]["median_s"] > 0
     assert location["dagster definitions validate"]["median_s"] > 0

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -163,17 +162,17 @@ def test_a_stale_pid_file_is_cleared_and_a_dagster_ignoring_sigterm_is_killed(ho
             sys.executable,
             "-c",
             "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); time.sleep(120)",
+            "dev",  # its command line reads as a `dagster dev`'s: a pid of another program is never stopped
         ],
         stdout=subprocess.PIPE,
         start_new_session=True,
     )
     stubborn.stdout.readline()
     pid_file.write_text(str(stubborn.pid))
-    started = time.monotonic()
 
     assert dagster_process.stop(settings, timeout=1) is True
     assert stubborn.wait(timeout=30) == -signal.SIGKILL
-    assert not pid_file.exists() and time.monotonic() - started < 30
+    assert not pid_file.exists()
 
 
 def test_a_port_in_use_is_named_and_the_way_out_given(home):

@@ -260,30 +260,26 @@ def test_hostile_file_names_are_data_and_never_escape_the_root(zone, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_backlog_of_ten_thousand_files_is_ledgered_exactly_once_in_ticks_under_30_seconds(zone):
-    import time
-
+def test_a_backlog_of_ten_thousand_files_is_ledgered_exactly_once_over_a_bounded_number_of_ticks(zone):
+    # How long a tick takes is measured by `strata bench landing_backlog`, not asserted here.
     folder = zone["landing"].root_path / "ambassadors"
     folder.mkdir(parents=True)
     for i in range(10_000):
         (folder / f"batch-{i:05d}.json").write_bytes(AMBASSADOR.replace(b"u1", f"u{i}".encode()))
 
-    cursor, durations = None, []
+    cursor, ticks = None, 0
     while True:
-        started = time.monotonic()
-        result = tick(zone, cursor)
-        durations.append(time.monotonic() - started)
-        cursor = result.cursor
+        cursor = tick(zone, cursor).cursor
+        ticks += 1
         if len(ledger_rows(zone)) == 10_000 and not json_cursor_waiting(cursor):
             break
-        assert len(durations) < 60, "backlog not drained"
+        assert ticks < 60, "backlog not drained"
 
     with zone["postgres"].connect() as conn:
         (distinct_paths, rows) = conn.execute(
             "SELECT count(DISTINCT path), count(*) FROM ledger.loads"
         ).fetchone()
     assert distinct_paths == rows == 10_000
-    assert max(durations) < 30, durations
 
 
 def json_cursor_waiting(cursor: str | None) -> int:

@@ -20,6 +20,7 @@ from strata.bench.scenarios.bronze import bronze_load, bronze_memory
 from strata.bench.scenarios.code_location import code_location_load
 from strata.bench.scenarios.first_refresh import first_refresh
 from strata.bench.scenarios.incremental import incremental_partition
+from strata.bench.scenarios.landing_backlog import landing_backlog
 from strata.bench.scenarios.latency import latency
 from strata.bench.scenarios.vector import vector_index
 from strata.config import Settings
@@ -33,6 +34,7 @@ SCENARIOS: dict[str, Callable[[BenchContext], ScenarioResult]] = {
     "vector_index": vector_index,
     "incremental_partition": incremental_partition,
     "latency": latency,
+    "landing_backlog": landing_backlog,
     "first_refresh": first_refresh,
 }
 
