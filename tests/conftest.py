@@ -317,6 +317,8 @@ class Stack:
     # The runs of the first settle: the sample drop landing all at once.
     first_refresh_runs: list
     first_refresh_seconds: float
+    # The (path, body) of every alert the platform posted to its webhook.
+    alerts: list[tuple[str, bytes]]
 
     @property
     def warehouse(self) -> str:
@@ -350,10 +352,13 @@ class Stack:
 def stack() -> Iterator[Stack]:
     """One `strata up` for the session's end-to-end tests, settled on the sample drop before the first of them.
     A test that restarts it leaves it running and settled."""
+    from assets.observability.alerts import WEBHOOK_ENV
     from strata.dagster_api import Dagster
 
     home = Path(tempfile.mkdtemp(prefix="strata-stack-"))
-    env = isolated_env(home)
+    receiver = webhook_receiver()
+    port, alerts = receiver.__enter__()
+    env = isolated_env(home) | {WEBHOOK_ENV: f"http://127.0.0.1:{port}/alerts"}
     try:
         # Three days of the sample drop: a backlog of every source over every network, at a third of the cost.
         up = subprocess.run(
@@ -368,9 +373,10 @@ def stack() -> Iterator[Stack]:
         assert "landed the sample drop" in up.stdout
         dagster = Dagster(f"http://127.0.0.1:{env['STRATA_DAGSTER_PORT']}")
         seconds = dagster.settle(GOLD_AND_INDEX, timeout=SETTLE_TIMEOUT)
-        yield Stack(home, env, dagster, dagster.runs(), seconds)
+        yield Stack(home, env, dagster, dagster.runs(), seconds, alerts)
     finally:
         subprocess.run([STRATA, "down"], cwd=REPO, env=env, capture_output=True, timeout=120)
+        receiver.__exit__(None, None, None)
         shutil.rmtree(home, ignore_errors=True)
 
 

@@ -352,6 +352,16 @@ def test_a_killed_run_worker_is_failed_its_pool_freed_and_the_next_landing_reach
     # The killed partition too: its run was retried (a dead worker is an infrastructure failure).
     assert days == [("2026-11-11", 5), ("2026-11-12", 7)]
     assert [r["status"] for r in runs_for_partition(stack, "2026-11-12|x")] == ["SUCCESS"]
+    # The run-failure alert went out once for the killed run (the sensor ticks every 15 s).
+    deadline = time.monotonic() + 120
+    while not alerts_naming(stack, run["runId"]):
+        assert time.monotonic() < deadline, "no alert for the killed run"
+        time.sleep(1)
+    assert len(alerts_naming(stack, run["runId"])) == 1
+
+
+def alerts_naming(stack: Stack, run_id: str) -> list[bytes]:
+    return [body for _, body in stack.alerts if run_id.encode() in body]
 
 
 def test_after_every_process_of_the_platform_is_killed_make_up_resumes_with_nothing_lost(stack):
