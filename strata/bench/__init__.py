@@ -22,6 +22,7 @@ from strata.bench.scenarios.first_refresh import first_refresh
 from strata.bench.scenarios.incremental import incremental_partition
 from strata.bench.scenarios.landing_backlog import landing_backlog
 from strata.bench.scenarios.latency import latency
+from strata.bench.scenarios.run_recovery import run_recovery
 from strata.bench.scenarios.vector import vector_index
 from strata.config import Settings
 
@@ -35,6 +36,7 @@ SCENARIOS: dict[str, Callable[[BenchContext], ScenarioResult]] = {
     "incremental_partition": incremental_partition,
     "latency": latency,
     "landing_backlog": landing_backlog,
+    "run_recovery": run_recovery,
     "first_refresh": first_refresh,
 }
 

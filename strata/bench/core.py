@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 import subprocess
 import sys
 import time
@@ -257,6 +258,12 @@ def render(results: list[ScenarioResult], info: dict) -> str:
         for note in result.notes:
             out.append(f"   note: {note}")
     return "\n".join(out)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def timed(fn: Callable[[], object]) -> tuple[object, float]:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from strata.bench.core import REPO_ROOT, BenchContext, ScenarioResult
+from strata.bench.core import REPO_ROOT, BenchContext, ScenarioResult, free_port
 
 MAX_SECONDS = 120.0
 MAX_RUNS = 12
@@ -24,12 +23,6 @@ DEADLINE_S = 1200.0
 STRATA = str(Path(sys.executable).with_name("strata"))
 # What the sample drop feeds: every layer's assets (the data-quality history and dashboard are not its data).
 LAYERS = ("bronze", "silver", "gold", "vector")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def first_refresh(ctx: BenchContext) -> ScenarioResult:
@@ -45,8 +38,8 @@ def first_refresh(ctx: BenchContext) -> ScenarioResult:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATA_", "DAGSTER_"))}
     env |= {
         "STRATA_HOME": str(home),
-        "STRATA_POSTGRES_PORT": str(_free_port()),
-        "STRATA_DAGSTER_PORT": str(_free_port()),
+        "STRATA_POSTGRES_PORT": str(free_port()),
+        "STRATA_DAGSTER_PORT": str(free_port()),
     }
     dagster = Dagster(f"http://127.0.0.1:{env['STRATA_DAGSTER_PORT']}")
     ctx.log(f"first_refresh: strata up (STRATA_HOME={home})")

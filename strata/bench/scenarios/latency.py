@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from strata.bench.core import REPO_ROOT, BenchContext, ScenarioResult
+from strata.bench.core import REPO_ROOT, BenchContext, ScenarioResult, free_port
 from strata.bench.data import FAULTS
 
 TRIALS = 5
@@ -53,12 +52,6 @@ INDEX = "vector/content_index"
 STRATA = str(Path(sys.executable).with_name("strata"))
 ASSETS_QUERY = """{ assetNodes { assetKey { path } dependedByKeys { path }
   assetMaterializations(limit: 1) { timestamp } } }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _latest(dagster) -> tuple[dict[str, float | None], dict[str, list[str]]]:
@@ -158,8 +151,8 @@ def latency(ctx: BenchContext) -> ScenarioResult:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATA_", "DAGSTER_"))}
     env |= {
         "STRATA_HOME": str(home),
-        "STRATA_POSTGRES_PORT": str(_free_port()),
-        "STRATA_DAGSTER_PORT": str(_free_port()),
+        "STRATA_POSTGRES_PORT": str(free_port()),
+        "STRATA_DAGSTER_PORT": str(free_port()),
         # Today's data: the partitions must reach today.
         "STRATA_PARTITIONS_START": day,
     }
