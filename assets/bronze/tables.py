@@ -75,10 +75,15 @@ def ensure_tables(conn: psycopg.Connection, source: Source) -> None:
                     table(source), sql.Identifier(f.column), sql.SQL(f.pg_type)
                 )
             )
+        # Silver reads its winning records back from bronze by (load_id, record_number): point lookups, however
+        # the planner joins — a nested loop over an index of load_id alone scans a whole file per record.
         conn.execute(
-            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (load_id)").format(
-                sql.Identifier(f"{source.name}_load_idx"), table(source)
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (load_id, record_number)").format(
+                sql.Identifier(f"{source.name}_load_record_idx"), table(source)
             )
+        )
+        conn.execute(
+            sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier("bronze", f"{source.name}_load_idx"))
         )
         conn.execute(
             sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
