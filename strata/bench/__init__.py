@@ -2,7 +2,7 @@
 
 Each scenario (a name in SCENARIOS) measures Strata and its anchors and returns figures, ratios and targets;
 `run` prints a table with the machine it ran on and writes `$STRATA_HOME/bench/latest.json`. A missed target
-is reported ("met": false), not an error. `STRATA_BENCH_QUICK=1` shrinks every input ~10× for a smoke run.
+is reported ("met": false) and makes the command exit 1, except in a quick run. `STRATA_BENCH_QUICK=1` shrinks every input ~10× for a smoke run.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def run(
     records: int | None = None,
     database: str = BENCH_DATABASE,
 ) -> int:
-    """Run the named scenarios (all when `names` is empty), print the table, write the JSON report; 0.
+    """Run the named scenarios (all when `names` is empty), print the table, write the JSON report. Returns 1
+    when a scenario broke or, unless `quick` (a smoke run on shrunk inputs), when a target was missed; else 0.
 
     `anchors=False` skips what needs the anchors venv (dlt, pandas); `records` overrides the size of the
     bronze_load file; `database` names the bench's database — all for tests."""
@@ -101,4 +102,5 @@ def run(
     print()
     print("all targets met" if not missed else "MISSED: " + "; ".join(missed))
     print(f"report: {path}")
-    return 0
+    broken = any(r.error for r in results)
+    return 1 if broken or (missed and not quick) else 0
