@@ -332,3 +332,17 @@ def test_files_dated_outside_the_partitions_are_refused_with_the_reason(zone):
         "nonsense.jsonl",
         "old.jsonl",
     ]
+
+
+def test_a_tick_registering_many_files_of_a_source_logs_one_line_for_them(zone, capfd):
+    for i in range(25):
+        land(zone, f"ambassadors/batch-{i:02d}.json.done", b"")
+        land(zone, f"ambassadors/batch-{i:02d}.json", AMBASSADOR.replace(b"u1", f"u{i}".encode()))
+    capfd.readouterr()
+
+    tick(zone)
+
+    out, err = capfd.readouterr()
+    lines = [line for line in (out + err).splitlines() if " - registered " in line]
+    assert len(ledger_rows(zone)) == 25
+    assert len(lines) == 1 and "registered 25 ambassadors loads, " in lines[0], lines

@@ -38,6 +38,8 @@ STABLE_SECONDS = 3
 MAX_FILES_PER_TICK = 500
 MAX_BYTES_PER_TICK = 2 << 30
 CHAIN_MAX_RUNS = 4
+# Beyond this many files registered by one source in a tick, the log says one line for them all.
+MAX_LOGGED_LOADS = 20
 
 
 @dg.sensor(
@@ -75,8 +77,7 @@ def landing_sensor(
             files_left = max(files_left - len(found.registered), 0)
             bytes_left = max(bytes_left - found.bytes_hashed, 0)
             waiting[source.name] = {relative: list(sig) for relative, sig in found.waiting.items()}
-            for load in found.registered:
-                context.log.info(f"registered {source.name} load {load.load_id}: {load.path}")
+            _log_registered(context, source.name, found.registered)
 
             newest: dict[str | None, list[str]] = defaultdict(list)
             for load in ledger.pending_loads(conn, source.name):
@@ -95,6 +96,18 @@ def landing_sensor(
     else:
         requests = _backlog(work)
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(waiting, sort_keys=True))
+
+
+def _log_registered(context: dg.SensorEvaluationContext, source: str, loads: list) -> None:
+    """One line per registered file, or one line for a backlog's tick: the ledger holds each file's entry."""
+    if len(loads) <= MAX_LOGGED_LOADS:
+        for load in loads:
+            context.log.info(f"registered {source} load {load.load_id}: {load.path}")
+    else:
+        first, last = loads[0], loads[-1]
+        context.log.info(
+            f"registered {len(loads)} {source} loads, {first.load_id}: {first.path} … {last.load_id}: {last.path}"
+        )
 
 
 def _trickle(asset_graph, work: dict[str, dict[str | None, str]]) -> list[dg.RunRequest]:
