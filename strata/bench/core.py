@@ -266,6 +266,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def isolated_env(home: Path) -> dict[str, str]:
+    """The environment of a `strata up` of a scenario's own: its STRATA_HOME, free ports, none of the caller's
+    STRATA_* / DAGSTER_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATA_", "DAGSTER_"))}
+    return env | {
+        "STRATA_HOME": str(home),
+        "STRATA_POSTGRES_PORT": str(free_port()),
+        "STRATA_DAGSTER_PORT": str(free_port()),
+    }
+
+
 def timed(fn: Callable[[], object]) -> tuple[object, float]:
     started = time.perf_counter()
     value = fn()

@@ -8,14 +8,13 @@ Every figure is read from the running platform through the UI's GraphQL API (str
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from strata.bench.core import REPO_ROOT, BenchContext, ScenarioResult, free_port
+from strata.bench.core import REPO_ROOT, BenchContext, ScenarioResult, isolated_env
 
 MAX_SECONDS = 120.0
 MAX_RUNS = 12
@@ -35,12 +34,7 @@ def first_refresh(ctx: BenchContext) -> ScenarioResult:
     )
     home = ctx.work_dir / "first_refresh"
     shutil.rmtree(home, ignore_errors=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATA_", "DAGSTER_"))}
-    env |= {
-        "STRATA_HOME": str(home),
-        "STRATA_POSTGRES_PORT": str(free_port()),
-        "STRATA_DAGSTER_PORT": str(free_port()),
-    }
+    env = isolated_env(home)
     dagster = Dagster(f"http://127.0.0.1:{env['STRATA_DAGSTER_PORT']}")
     ctx.log(f"first_refresh: strata up (STRATA_HOME={home})")
     try:

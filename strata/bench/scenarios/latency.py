@@ -18,7 +18,6 @@ its deadline or whose rows are not there counts as missed.
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from strata.bench.core import REPO_ROOT, BenchContext, ScenarioResult, free_port
+from strata.bench.core import REPO_ROOT, BenchContext, ScenarioResult, isolated_env
 from strata.bench.data import FAULTS
 
 TRIALS = 5
@@ -148,14 +147,8 @@ def latency(ctx: BenchContext) -> ScenarioResult:
     generate(staging, scale=1, days=1, start=today, faults=FAULTS, sources=SOURCES)
     held_back = [str(Path("social", "posts", f"network={n}")) for n in networks]
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATA_", "DAGSTER_"))}
-    env |= {
-        "STRATA_HOME": str(home),
-        "STRATA_POSTGRES_PORT": str(free_port()),
-        "STRATA_DAGSTER_PORT": str(free_port()),
-        # Today's data: the partitions must reach today.
-        "STRATA_PARTITIONS_START": day,
-    }
+    # Today's data: the partitions must reach today.
+    env = isolated_env(home) | {"STRATA_PARTITIONS_START": day}
     dagster = Dagster(f"http://127.0.0.1:{env['STRATA_DAGSTER_PORT']}")
     landing = home / "landing"
     ctx.log(f"latency: strata up --no-sample (STRATA_HOME={home}, {dagster.url})")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from strata.bench.core import REPO_ROOT, BenchContext, ScenarioResult, free_port
+from strata.bench.core import REPO_ROOT, BenchContext, ScenarioResult, isolated_env
 
 MAX_SECONDS = 60.0
 DEADLINE_S = 600.0
@@ -43,12 +43,7 @@ def run_recovery(ctx: BenchContext) -> ScenarioResult:
     )
     home = ctx.work_dir / "run_recovery"
     shutil.rmtree(home, ignore_errors=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATA_", "DAGSTER_"))}
-    env |= {
-        "STRATA_HOME": str(home),
-        "STRATA_POSTGRES_PORT": str(free_port()),
-        "STRATA_DAGSTER_PORT": str(free_port()),
-    }
+    env = isolated_env(home)
     dagster = Dagster(f"http://127.0.0.1:{env['STRATA_DAGSTER_PORT']}")
 
     def up(*args: str) -> None:
