@@ -104,3 +104,21 @@ class Dagster:
         raise AssertionError(
             f"not settled after {timeout:.0f} s: {len(self.runs(IN_PROGRESS))} runs in progress"
         )
+
+
+def cron_repeats(runs: list[dict]) -> list[dict]:
+    """The runs (as `Dagster.runs` returns them) that only rebuild, on a cron tick, what earlier runs had already
+    built: every asset of the run is refreshed by cron ticks (the extractions on a schedule and what is built from
+    them) and was materialized by an earlier run."""
+    from assets.automation.conditions import refreshed_by_cron_ticks
+    from strata.definitions import defs
+
+    refreshed_by_cron = {key.to_user_string() for key in refreshed_by_cron_ticks(defs.resolve_asset_graph())}
+    built: set[str] = set()
+    repeats = []
+    for run in sorted(runs, key=lambda r: float(r["creationTime"])):
+        keys = {"/".join(k["path"]) for k in run["assetSelection"] or []}
+        if keys and keys <= refreshed_by_cron and keys <= built:
+            repeats.append(run)
+        built |= keys
+    return repeats

@@ -71,6 +71,31 @@ def test_a_failed_run_posts_an_alert_with_the_error(webhook):
     assert result.run_id in alerts[0]["text"] and "failed" in alerts[0]["text"]
 
 
+def test_a_run_reported_failed_twice_posts_one_alert_on_its_first_failure(webhook):
+    """A killed worker's run is reported failed by both its code server and run monitoring."""
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([broken], instance=instance, raise_on_error=False)
+    instance.report_run_failed(result.dagster_run, "Detected run worker status FAILED")
+    failures = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    assert len(failures) == 2
+
+    for failure in failures:
+        run_failure_alert(
+            dg.build_run_status_sensor_context(
+                sensor_name="run_failure_alert",
+                dagster_instance=instance,
+                dagster_run=result.dagster_run,
+                dagster_event=failure.dagster_event,
+            ).for_run_failure()
+        )
+
+    alerts = [json.loads(body)["text"] for _, body in webhook]
+    assert alerts == [
+        f":red_circle: Run `{result.run_id}` of `{result.dagster_run.job_name}` failed: "
+        f"{failures[0].dagster_event.message}"
+    ]
+
+
 def test_without_a_webhook_alerts_are_only_logged(monkeypatch):
     monkeypatch.delenv("STRATA_ALERT_WEBHOOK_URL", raising=False)
     instance = dg.DagsterInstance.ephemeral()

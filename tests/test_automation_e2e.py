@@ -24,13 +24,14 @@ from psycopg import sql
 from qdrant_client import QdrantClient
 
 from assets.vector.search import COLLECTION
-from strata.dagster_api import IN_PROGRESS
+from strata.dagster_api import IN_PROGRESS, cron_repeats
 from tests.conftest import REPO, STRATA, Stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 # The sample drop landing at once: one bronze run per partition range, one run per partitioning and wave of
-# silver and gold, the index, and the scheduled extractions.
+# silver and gold, the index, and the scheduled extractions' first run. The cron ticks that fall while it settles
+# (every 5 minutes: the Mongo extraction, the quality history, and what is built from them) are not counted.
 MAX_FIRST_REFRESH_RUNS = 12
 
 
@@ -111,13 +112,16 @@ def assert_the_sample_drop_is_all_there(stack: Stack) -> None:
 def test_the_sample_drop_landing_at_once_settles_in_a_handful_of_runs_with_every_file_ledgered_once(stack):
     runs = stack.first_refresh_runs
     failed = [run["runId"] for run in runs if run["status"] != "SUCCESS"]
+    repeats = [run["runId"] for run in cron_repeats(runs)]
+    for_the_drop = [run for run in runs if run["runId"] not in repeats]
     print(
-        f"first refresh: {len(runs)} runs, settled {stack.first_refresh_seconds:.0f} s after the UI answered"
+        f"first refresh: {len(for_the_drop)} runs (and {len(repeats)} cron ticks), settled "
+        f"{stack.first_refresh_seconds:.0f} s after the UI answered"
     )
 
     assert failed == []
-    assert len(runs) <= MAX_FIRST_REFRESH_RUNS, [
-        [k["path"] for k in run["assetSelection"] or []] for run in runs
+    assert len(for_the_drop) <= MAX_FIRST_REFRESH_RUNS, [
+        [k["path"] for k in run["assetSelection"] or []] for run in for_the_drop
     ]
     manifest = stack.manifest
     landed = {f["path"] for source in manifest["sources"].values() for f in source["files"]}

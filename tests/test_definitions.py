@@ -112,3 +112,34 @@ def test_pools_are_taken_per_run_by_the_dbt_builds_and_the_index():
 def test_sensors_that_drive_the_platform_run_by_default():
     for name in ("landing_sensor", "automation_sensor", "run_failure_alert", "quality_alert_sensor"):
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING, name
+
+
+def test_a_cron_tick_refreshes_the_scheduled_extractions_and_what_is_built_from_them():
+    from assets.automation.conditions import refreshed_by_cron_ticks
+
+    assert {key.to_user_string() for key in refreshed_by_cron_ticks(defs.resolve_asset_graph())} == {
+        "bronze/mongo_campaigns",
+        "gold/check_history",
+        "gold/data_quality_dashboard",
+        "silver/campaigns",
+    }
+
+
+def test_runs_that_only_rebuild_on_a_cron_tick_what_was_built_are_cron_repeats():
+    from strata.dagster_api import cron_repeats
+
+    def run(run_id: str, created: float, *paths: str) -> dict:
+        return {
+            "runId": run_id,
+            "creationTime": created,
+            "assetSelection": [{"path": p.split("/")} for p in paths],
+        }
+
+    runs = [
+        run("tick-2", 40, "silver/campaigns"),
+        run("tick-1", 30, "bronze/mongo_campaigns", "gold/check_history"),
+        run("chain", 20, "silver/campaigns", "silver/posts"),
+        run("first", 10, "bronze/mongo_campaigns", "gold/check_history"),
+    ]
+
+    assert [r["runId"] for r in cron_repeats(runs)] == ["tick-1", "tick-2"]

@@ -15,6 +15,7 @@ requested twice.
 """
 
 import dagster as dg
+from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
 ON_UPSTREAM_UPDATES = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()
@@ -31,8 +32,22 @@ def scheduled(cron: str) -> dg.AutomationCondition:
     at start instead of at the next tick of the schedule."""
     first_time = dg.AutomationCondition.missing().newly_true() & ~dg.AutomationCondition.in_progress()
     return (dg.AutomationCondition.on_cron(cron) | first_time.with_label("first time")).with_label(
-        f"on cron {cron} or first time"
+        f"{_ON_CRON} {cron} or first time"
     )
+
+
+_ON_CRON = "on cron"
+
+
+def refreshed_by_cron_ticks(graph: BaseAssetGraph) -> set[dg.AssetKey]:
+    """The assets a cron tick refreshes: those on a schedule and everything built from them."""
+    on_cron = [
+        key
+        for key in graph.materializable_asset_keys
+        if (condition := graph.get(key).automation_condition) is not None
+        and (condition.get_label() or "").startswith(_ON_CRON)
+    ]
+    return dg.AssetSelection.assets(*on_cron).downstream().resolve(graph)
 
 
 def refresh_condition(*, partitioned: bool) -> dg.AutomationCondition:

@@ -39,6 +39,12 @@ def send_alert(log, text: str) -> bool:
 def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
     run = context.dagster_run
     reason = context.failure_event.message or "no message"
+    # A run whose worker died can be reported failed twice, by the code server that launched it and by run
+    # monitoring, at the same moment: one alert per run, on its first failure event.
+    first = next(iter(context.instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)), None)
+    if first is not None and first.dagster_event != context.failure_event:
+        context.log.info(f"run {run.run_id} reported failed again ({reason}): alerted on its first failure")
+        return
     send_alert(context.log, f":red_circle: Run `{run.run_id}` of `{run.job_name}` failed: {reason}")
 
 

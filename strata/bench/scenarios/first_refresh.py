@@ -25,12 +25,17 @@ LAYERS = ("bronze", "silver", "gold", "vector")
 
 
 def first_refresh(ctx: BenchContext) -> ScenarioResult:
-    from strata.dagster_api import Dagster
+    from strata.dagster_api import Dagster, cron_repeats
 
     result = ScenarioResult(
         "first_refresh",
         "fresh `strata up` with the sample drop: UI answering → every asset of the drop materialized, settled",
-        columns=[("settled s", "settled_s", ".1f"), ("runs", "runs", "d"), ("failed runs", "failed", "d")],
+        columns=[
+            ("settled s", "settled_s", ".1f"),
+            ("runs", "runs", "d"),
+            ("cron-tick runs", "cron_ticks", "d"),
+            ("failed runs", "failed", "d"),
+        ],
     )
     home = ctx.work_dir / "first_refresh"
     shutil.rmtree(home, ignore_errors=True)
@@ -59,7 +64,15 @@ def first_refresh(ctx: BenchContext) -> ScenarioResult:
             result.notes.append(str(exc))
         runs = dagster.runs()
         failed = [run["runId"] for run in runs if run["status"] == "FAILURE"]
-        result.figures["sample drop"] = {"settled_s": settled, "runs": len(runs), "failed": len(failed)}
+        # The cron ticks that fall while it settles rebuild the scheduled extractions: not the drop's work.
+        repeats = [run["runId"] for run in cron_repeats(runs)]
+        runs = [run for run in runs if run["runId"] not in repeats]
+        result.figures["sample drop"] = {
+            "settled_s": settled,
+            "runs": len(runs),
+            "cron_ticks": len(repeats),
+            "failed": len(failed),
+        }
         result.target(
             "UI answering → every asset of the sample drop materialized", settled, "<=", MAX_SECONDS, " s"
         )
