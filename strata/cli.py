@@ -50,6 +50,9 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     if not args.no_sample and landing_is_empty(settings):
         land_sample_drop(settings, days=args.sample_days)
         print(f"landed the sample drop in {settings.landing_dir}")
+    if dagster_process.running_pid(settings) is None:
+        for line in dagster_process.fail_runs_left_behind(env):
+            print(f"recovered: {line}")
     url = dagster_process.start(settings, env)
     print(f"dagster running {url}  (logs: {settings.logs_dir / 'dagster-dev.log'}; stop with `make down`)")
     return 0

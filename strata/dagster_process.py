@@ -57,6 +57,19 @@ def is_ready(url: str) -> bool:
         return False
 
 
+def fail_runs_left_behind(env: dict[str, str]) -> list[str]:
+    """Before `dagster dev` starts again: fail the runs a stopped one left in progress — a run whose worker died
+    with it, or one it was still launching, which would otherwise hold its pools until run monitoring's start
+    timeout. Returns one line per run failed."""
+    import dagster as dg
+
+    from strata.run_workers import fail_orphaned_runs
+
+    os.environ.update(env)
+    with dg.DagsterInstance.get() as instance:
+        return fail_orphaned_runs(instance, launcher_stopped=True)
+
+
 def start(settings: Settings, env: dict[str, str], *, timeout: float = 120) -> str:
     """Start `dagster dev` on 127.0.0.1 unless it already runs; wait until it answers; return its URL."""
     url = server_url(settings)

@@ -118,13 +118,30 @@ def in_progress_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     return list(instance.get_runs(filters=dg.RunsFilter(statuses=list(IN_PROGRESS))))
 
 
+def never_launched(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
+    """Why a STARTING run that this machine's `dagster dev` was launching will never start, when that
+    `dagster dev` is known to be stopped; None when it may still start."""
+    if run.status != dg.DagsterRunStatus.STARTING or OWNER_TAG in run.tags:
+        return None
+    grpc = json.loads(run.tags.get(_GRPC_INFO_TAG) or "{}")
+    if grpc.get("host") not in _LOCAL_HOSTS and "socket" not in grpc:
+        return None
+    if worker_of(instance, run) is not None:
+        return None  # its worker was started: judged by that process
+    return "the `dagster dev` launching it stopped before its run worker started"
+
+
 def fail_orphaned_runs(
-    instance: dg.DagsterInstance, runs: Iterable[dg.DagsterRun] | None = None
+    instance: dg.DagsterInstance,
+    runs: Iterable[dg.DagsterRun] | None = None,
+    *,
+    launcher_stopped: bool = False,
 ) -> list[str]:
-    """Mark failed every in-progress run whose worker is gone; returns one line per run, saying what was done."""
+    """Mark failed every in-progress run whose worker is gone (and, when this machine's `dagster dev` is known
+    to be stopped, every run it was still launching); returns one line per run, saying what was done."""
     done = []
     for run in in_progress_runs(instance) if runs is None else runs:
-        reason = worker_gone(instance, run)
+        reason = worker_gone(instance, run) or (launcher_stopped and never_launched(instance, run))
         if reason:
             release(instance, run, f"Marked failed: {reason}.")
             done.append(f"run {run.run_id} ({run.status.value}): {reason}; marked failed, its pools freed")
