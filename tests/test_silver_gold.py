@@ -8,6 +8,8 @@ partitioning over the whole partition range (single-run backfill: the range beco
 from __future__ import annotations
 
 import importlib
+import shutil
+import uuid
 from collections import defaultdict
 from datetime import UTC, date
 from pathlib import Path
@@ -20,7 +22,7 @@ from assets.bronze.factory import bronze_assets
 from assets.bronze.sources import SOURCES_BY_NAME
 from assets.transform.assets import scoped_environ
 from assets.transform.env import dbt_env
-from assets.transform.project import DBT_PROJECT_DIR
+from assets.transform.project import partial_parse_of, publish_partial_parse, reuse_partial_parse
 from resources import PostgresResource
 from tests.conftest import PII_SALT, Pipeline
 
@@ -379,13 +381,15 @@ def test_pii_hashes_use_the_salt(built, warehouse):
 def test_the_pii_salt_never_rests_in_sql_or_parse_state(built):
     """The salt hashes in Postgres from the session setting: neither the SQL dbt compiles (left in target/ by a
     killed run, logged by a server logging statements) nor dbt's partial-parse state holds it."""
-    with scoped_environ(dbt_env(built["resources"]["postgres"].url, SALT)):
+    environment = dbt_env(built["resources"]["postgres"].url, SALT)
+    with scoped_environ(environment):
         invocation = built["resources"]["dbt"].cli(["compile", "--select", "video_users"])
         invocation.wait()
     compiled = next(invocation.target_path.rglob("compiled/**/video_users.sql")).read_text()
     assert "current_setting('strata.pii_salt')" in compiled
-    parse_state = (DBT_PROJECT_DIR / "target" / "partial_parse.msgpack").read_bytes()
-    assert SALT not in compiled and SALT.encode() not in parse_state
+    # The invocation's own parse state, which is the one kept for its warehouse (assets.transform.project).
+    parse_states = [(invocation.target_path / "partial_parse.msgpack").read_bytes()]
+    assert SALT not in compiled and all(SALT.encode() not in state for state in parse_states)
 
 
 def test_full_refresh_is_run_config(built):
@@ -396,3 +400,27 @@ def test_full_refresh_is_run_config(built):
         run_config=dg.RunConfig(ops={"dbt_unpartitioned": {"config": {"full_refresh": True}}}),
     )
     assert result.success
+
+
+def test_each_warehouse_keeps_its_parse_state_so_dbt_parses_the_project_once_per_warehouse(built):
+    """dbt hashes the connection into its parse state and parses the whole project again when it differs: two
+    warehouses built in turn each start from their own kept state, as the dbt assets' builds do."""
+    url = built["resources"]["postgres"].url
+    first, other = dbt_env(url, SALT), dbt_env(url.rsplit("/", 1)[0] + "/postgres", SALT)
+
+    def parse(environment: dict[str, str]) -> str:
+        target = partial_parse_of(environment).parent.parent / f"test-parse-{uuid.uuid4().hex[:7]}"
+        try:
+            reuse_partial_parse(target, environment)
+            with scoped_environ(environment):
+                built["resources"]["dbt"].cli(["parse"], target_path=target).wait()
+            publish_partial_parse(target, environment)
+            return (target / "dbt.log").read_text()
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
+
+    parse(first)
+    parse(other)
+    again = parse(first)
+
+    assert "Unable to do partial parsing" not in again

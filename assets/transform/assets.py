@@ -11,6 +11,7 @@ re-running a partition is idempotent. `full_refresh: true` rebuilds the selected
 import os
 import shutil
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -25,7 +26,7 @@ from psycopg import sql
 
 from assets.partitions import PARTITIONS_DEFS, window
 from assets.transform.env import dbt_env
-from assets.transform.project import dbt_project, publish_partial_parse
+from assets.transform.project import dbt_project, publish_partial_parse, reuse_partial_parse
 from assets.transform.translator import StrataDbtTranslator
 from resources import PostgresResource
 
@@ -107,13 +108,19 @@ def _build(
         environment |= window_env(variables)
     # dagster-dbt hands os.environ to the dbt process and renders the profile from it for the row counts: the
     # variables are set for this invocation only, never left for later steps of the same process.
+    target = (
+        dbt_project.project_dir
+        / dbt_project.target_path
+        / (f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}")
+    )
+    reuse_partial_parse(target, environment)
     with scoped_environ(environment):
-        invocation = dbt.cli(args, context=context)
+        invocation = dbt.cli(args, context=context, target_path=target)
         try:
             with postgres.connect(autocommit=True) as conn:
                 for event in invocation.stream():
                     yield with_row_count(conn, invocation.manifest, event)
-            publish_partial_parse(invocation.target_path)
+            publish_partial_parse(invocation.target_path, environment)
         finally:
             # Each invocation writes its own target folder; its events are in Dagster's log already.
             shutil.rmtree(invocation.target_path, ignore_errors=True)

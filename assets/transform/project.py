@@ -2,9 +2,11 @@
 `dagster-dbt project prepare-and-package --file assets/transform/project.py` can prepare it (write
 dbt/target/manifest.json) without importing the `@dbt_assets`, which need that manifest."""
 
+import hashlib
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from dagster_dbt import DbtProject
@@ -18,6 +20,8 @@ if shutil.which("dbt") is None:
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 PARTIAL_PARSE = "partial_parse.msgpack"
+# What profiles.yml connects with (assets.transform.env.dbt_env): dbt's parse state depends on it.
+CONNECTION_VARIABLES = ("STRATA_DBT_HOST", "STRATA_DBT_PORT", "STRATA_DBT_USER", "STRATA_DBT_DBNAME")
 
 # Folders dbt writes, not sources of the manifest.
 GENERATED = ("target", "logs", "dbt_packages")
@@ -44,20 +48,38 @@ if using_dagster_dev() and manifest_is_stale(dbt_project):
     dbt_project.preparer.prepare(dbt_project)
 
 
-def publish_partial_parse(invocation_target: Path) -> None:
-    """Make an invocation's parse state the one the next invocations start from.
+def partial_parse_of(environment: Mapping[str, str]) -> Path:
+    """Where the parse state of one warehouse is kept. dbt hashes the connection (host, port, user, database)
+    into `partial_parse.msgpack` and re-parses the whole project when it differs — 4 s of CPU on 2 cores — so
+    processes building into different warehouses (the tests; a dev and a prod target) each keep their own."""
+    connection = "|".join(environment.get(name, "") for name in CONNECTION_VARIABLES)
+    key = hashlib.sha256(connection.encode()).hexdigest()[:16]
+    return dbt_project.project_dir / dbt_project.target_path / "partial_parse" / f"{key}.msgpack"
 
-    dagster-dbt copies `target/partial_parse.msgpack` into each invocation's target folder, but never back.
-    The prepared file hashes the profile of the machine that prepared it (host, port), so under another
-    warehouse every run would re-parse the whole project. The file is replaced atomically: concurrent runs read
-    either state, both valid. A read-only deployment keeps its prepared file.
+
+def reuse_partial_parse(invocation_target: Path, environment: Mapping[str, str]) -> None:
+    """Start an invocation from its warehouse's parse state, if one was kept (else dagster-dbt copies the
+    prepared one)."""
+    kept = partial_parse_of(environment)
+    if kept.exists():
+        invocation_target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(kept, invocation_target / PARTIAL_PARSE)
+
+
+def publish_partial_parse(invocation_target: Path, environment: Mapping[str, str]) -> None:
+    """Keep an invocation's parse state as the one its warehouse's next invocations start from.
+
+    dagster-dbt copies `target/partial_parse.msgpack` into each invocation's target folder, but never back,
+    and that prepared file hashes the profile of the machine that prepared it. The file is replaced
+    atomically: concurrent runs read either state, both valid. A read-only deployment keeps its prepared file.
     """
     source = Path(invocation_target) / PARTIAL_PARSE
-    target = dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE
+    target = partial_parse_of(environment)
     if not source.exists():
         return
-    staging = target.with_name(f"{PARTIAL_PARSE}.{os.getpid()}")
+    staging = target.with_name(f"{target.name}.{os.getpid()}")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, staging)
         os.replace(staging, target)
     except OSError:
