@@ -1,9 +1,10 @@
 """SIGKILL aimed at named phases of a bronze load, a dbt partition run and a vector sync, then a re-run: the
 tables and the index end identical to runs that were never interrupted.
 
-Each kill waits for its phase to be under way — a COPY executing in Postgres, dbt executing a named model's
-statement, the sync's run having logged an encoded batch whose points are being written — and confirms after
-the kill that it landed mid-work. The kill hits the whole process group, as a container kill would, so dbt's
+Each kill waits for its phase to be under way — the n-th COPY into bronze writing rows, dbt inserting into a
+named model, the sync's run having logged an encoded batch whose points are being written — and confirms after
+the kill that it landed mid-work. The tables' rows are written a little slower during a trial (a trigger), so
+that a phase lasts long enough to be caught on a loaded machine; no data changes. The kill hits the whole process group, as a container kill would, so dbt's
 own process dies too.
 """
 
@@ -18,6 +19,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -100,6 +102,75 @@ def executing(postgres: PostgresResource, application: str, like: str) -> bool:
             conn.execute(
                 "SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND application_name = %s AND query LIKE %s",
                 (application, like),
+            ).fetchone()
+        )
+
+
+@contextmanager
+def slowed_inserts(
+    postgres: PostgresResource, table: str, seconds_per_row: float
+) -> Iterator[Callable[[], int]]:
+    """Every row written into `table` (schema.name) takes `seconds_per_row` longer, so that a statement writing it
+    lasts long enough to be caught under way on a loaded machine; yields a function counting the statements that
+    finished writing into it (a sequence, which no rollback undoes). Removed on exit, after ending the sessions
+    a kill left executing: a backend busy inside a statement notices its client is gone only when the statement
+    ends, and its transaction is rolled back either way."""
+    name = sql.Identifier(*table.split("."))
+    with postgres.connect(autocommit=True) as conn:
+        conn.execute("CREATE SEQUENCE public.kill_trial_statements")
+        conn.execute(
+            sql.SQL(
+                "CREATE FUNCTION public.kill_trial_slow_row() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN PERFORM pg_sleep({}); RETURN NEW; END $$"
+            ).format(sql.Literal(seconds_per_row))
+        )
+        conn.execute(
+            "CREATE FUNCTION public.kill_trial_count_statement() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM nextval('public.kill_trial_statements'); RETURN NULL; END $$"
+        )
+        conn.execute(
+            sql.SQL(
+                "CREATE TRIGGER kill_trial_slow BEFORE INSERT ON {} FOR EACH ROW "
+                "EXECUTE FUNCTION public.kill_trial_slow_row()"
+            ).format(name)
+        )
+        conn.execute(
+            sql.SQL(
+                "CREATE TRIGGER kill_trial_count AFTER INSERT ON {} FOR EACH STATEMENT "
+                "EXECUTE FUNCTION public.kill_trial_count_statement()"
+            ).format(name)
+        )
+
+        def finished() -> int:
+            last, called = conn.execute(
+                "SELECT last_value, is_called FROM public.kill_trial_statements"
+            ).fetchone()
+            return last if called else 0
+
+        try:
+            yield finished
+        finally:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND application_name IN (%s, 'dbt')",
+                (MARK,),
+            )
+            for statement in (
+                sql.SQL("DROP TRIGGER kill_trial_slow ON {}").format(name),
+                sql.SQL("DROP TRIGGER kill_trial_count ON {}").format(name),
+                sql.SQL("DROP FUNCTION public.kill_trial_slow_row(), public.kill_trial_count_statement()"),
+                sql.SQL("DROP SEQUENCE public.kill_trial_statements"),
+            ):
+                conn.execute(statement)
+
+
+def copying_rows_into(postgres: PostgresResource, table: str) -> bool:
+    """Whether a COPY into `table` is under way with rows written already."""
+    with postgres.connect() as conn:
+        return bool(
+            conn.execute(
+                "SELECT 1 FROM pg_stat_progress_copy WHERE relid = %s::regclass AND tuples_processed > 0",
+                (table,),
             ).fetchone()
         )
 
@@ -210,16 +281,15 @@ def test_a_bronze_load_killed_inside_a_copy_then_rerun_leaves_bronze_identical(
         )
 
     reference = state()
-    seen = {"copies": 0, "copying": False}
-
-    def nth_copy() -> bool:
-        copying = executing(postgres, MARK, "COPY%")
-        if seen["copying"] and not copying:
-            seen["copies"] += 1
-        seen["copying"] = copying
-        return copying and seen["copies"] == copies_before_the_kill
-
-    child(platform, "bronze", tmp_path / "bronze.log").kill_when(nth_copy, "the COPY")
+    # Two milliseconds per row: even the partition's small file takes a while to COPY.
+    with slowed_inserts(postgres, "bronze.social_posts", 0.002) as copies_finished:
+        child(platform, "bronze", tmp_path / "bronze.log").kill_when(
+            lambda: (
+                copying_rows_into(postgres, "bronze.social_posts")
+                and copies_finished() == copies_before_the_kill
+            ),
+            f"COPY number {copies_before_the_kill + 1} into bronze.social_posts writing rows",
+        )
     with postgres.connect() as conn:
         left = conn.execute(
             "SELECT count(*) FROM ledger.loads WHERE source = 'social_posts' AND partition_key = %s AND status = 'ingesting'",
@@ -241,9 +311,11 @@ def test_a_dbt_partition_run_killed_inside_a_model_then_rerun_leaves_silver_and_
     date_network = next(a for a in dbt_assets if a.op.name == "dbt_date_network")
     reference = tuple(checksum(postgres, query) for query in PARTITION_TABLES)
 
-    child(platform, "dbt", tmp_path / "dbt.log").kill_when(
-        lambda: executing(postgres, "dbt", f"%{model}%"), f"dbt executing {model}"
-    )
+    # The model's insert is slowed down: dbt's transaction has deleted the partition's rows already.
+    with slowed_inserts(postgres, model.replace('"', ""), 0.02):
+        child(platform, "dbt", tmp_path / "dbt.log").kill_when(
+            lambda: executing(postgres, "dbt", f"%insert into %{model}%"), f"dbt inserting into {model}"
+        )
 
     rerun = dg.materialize([date_network], partition_key=PARTITION, resources=resources)
     assert rerun.success
