@@ -119,7 +119,7 @@ def test_the_sample_drop_landing_at_once_settles_in_a_handful_of_runs_with_every
         f"{stack.first_refresh_seconds:.0f} s after the UI answered"
     )
 
-    assert failed == []
+    assert failed == [], stack.log_tail()
     assert len(for_the_drop) <= MAX_FIRST_REFRESH_RUNS, [
         [k["path"] for k in run["assetSelection"] or []] for run in for_the_drop
     ]

@@ -89,6 +89,29 @@ def test_the_dbt_project_is_parsed_only_when_a_file_is_newer_than_its_manifest(t
     assert (fresh, edited, generated, missing) == (False, True, False, True)
 
 
+def test_the_staleness_check_never_walks_the_folders_runs_delete_under_it(tmp_path, monkeypatch):
+    """A dbt step deletes its invocation folder under target/ when it ends; a run loading the code location at
+    that moment must not fail. Here every scan of a folder under target/ fails as a folder just deleted does."""
+    from dagster_dbt import DbtProject
+
+    from assets.transform.project import DBT_PROJECT_DIR, manifest_is_stale
+
+    project_dir = tmp_path / "dbt"
+    shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns("logs"))
+    (project_dir / "target" / "dbt_date_network-1a2b3c4-5d6e7f8" / "compiled").mkdir(parents=True)
+    project = DbtProject(project_dir=project_dir, profiles_dir=project_dir)
+    scandir = os.scandir
+
+    def deleted_under_target(path="."):
+        if "target" in Path(path).relative_to(tmp_path).parts:
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", deleted_under_target)
+
+    assert manifest_is_stale(project) is False
+
+
 def test_pools_are_taken_per_run_by_the_dbt_builds_and_the_index():
     """The instance admits one run per pool at a time (platform/dagster.yaml); the steps that must not overlap
     declare theirs."""

@@ -6,7 +6,7 @@ import hashlib
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from dagster_dbt import DbtProject
@@ -34,11 +34,20 @@ def manifest_is_stale(project: DbtProject) -> bool:
     if not project.manifest_path.exists():
         return True
     built = project.manifest_path.stat().st_mtime
-    return any(
-        path.stat().st_mtime > built
-        for path in project.project_dir.rglob("*")
-        if path.is_file() and path.relative_to(project.project_dir).parts[0] not in GENERATED
-    )
+    return any(path.stat().st_mtime > built for path in _sources(project.project_dir))
+
+
+def _sources(project_dir: Path) -> Iterator[Path]:
+    """The project's files, without walking the folders dbt writes: runs delete their invocation folders there
+    at any moment, and a walk into a folder just deleted raises (a run worker loading the code location while
+    another run's dbt step ended failed that way)."""
+    for top in project_dir.iterdir():
+        if top.name in GENERATED:
+            continue
+        if top.is_dir():
+            yield from (path for path in top.rglob("*") if path.is_file())
+        elif top.is_file():
+            yield top
 
 
 # Under `dagster dev` the manifest is re-parsed on load when a model changed; elsewhere it must be prepared
