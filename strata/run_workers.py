@@ -80,12 +80,17 @@ def owner_tags() -> dict[str, str]:
     return {OWNER_TAG: Worker.current().tag()}
 
 
+def _launched_here(run: dg.DagsterRun) -> bool:
+    """Whether a code server of this machine launched the run (its gRPC address is local)."""
+    grpc = json.loads(run.tags.get(_GRPC_INFO_TAG) or "{}")
+    return grpc.get("host") in _LOCAL_HOSTS or "socket" in grpc
+
+
 def worker_of(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Worker | None:
     """The run's worker, if it can be known from this machine."""
     if OWNER_TAG in run.tags:
         return Worker.from_tag(run.tags[OWNER_TAG])
-    grpc = json.loads(run.tags.get(_GRPC_INFO_TAG) or "{}")
-    if grpc.get("host") not in _LOCAL_HOSTS and "socket" not in grpc:
+    if not _launched_here(run):
         return None
     for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
         if entry.message.startswith(_PROCESS_STARTED):
@@ -121,10 +126,7 @@ def in_progress_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
 def never_launched(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
     """Why a STARTING run that this machine's `dagster dev` was launching will never start, when that
     `dagster dev` is known to be stopped; None when it may still start."""
-    if run.status != dg.DagsterRunStatus.STARTING or OWNER_TAG in run.tags:
-        return None
-    grpc = json.loads(run.tags.get(_GRPC_INFO_TAG) or "{}")
-    if grpc.get("host") not in _LOCAL_HOSTS and "socket" not in grpc:
+    if run.status != dg.DagsterRunStatus.STARTING or OWNER_TAG in run.tags or not _launched_here(run):
         return None
     if worker_of(instance, run) is not None:
         return None  # its worker was started: judged by that process
