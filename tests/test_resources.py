@@ -153,6 +153,13 @@ def test_embedding_model_runs_offline_and_ranks_by_meaning():
     assert cat_kitten > cat_tax + 0.3
 
 
+def test_every_run_of_a_process_encodes_with_the_one_model_it_loaded():
+    # Dagster hands each run its own copy of the resource: the copies must not load the weights again.
+    first, second = EmbeddingModelResource(batch_size=8), EmbeddingModelResource(batch_size=16)
+
+    assert first.model() is second.model()
+
+
 def test_landing_zone_never_resolves_outside_its_root(landing: LandingZoneResource, tmp_path: Path):
     root = landing.root_path
     (root / "social").mkdir()
