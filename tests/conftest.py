@@ -30,6 +30,10 @@ from strata.config import Settings
 
 # Retries stay as many, their waits near zero (assets.conventions reads this when the definitions are built).
 os.environ.setdefault("STRATA_RETRY_DELAY_SCALE", "0.01")
+# Two test workers share two cores with the servers they start: the model's OpenMP threads spinning while they
+# wait (libgomp's default) burn the CPU the other worker needs. With the other core busy, passive waiting encodes
+# ≈ 35 % faster on a third less CPU. Inherited by every process the tests start; set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def free_port() -> int:
