@@ -364,9 +364,9 @@ def stack() -> Iterator[Stack]:
     port, alerts = receiver.__enter__()
     env = isolated_env(home) | {WEBHOOK_ENV: f"http://127.0.0.1:{port}/alerts"}
     try:
-        # Three days of the sample drop: a backlog of every source over every network, at a third of the cost.
+        # Two days of the sample drop: a backlog of every source over every network, at under a third of the cost.
         up = subprocess.run(
-            [STRATA, "up", "--sample-days", "3"],
+            [STRATA, "up", "--sample-days", "2"],
             cwd=REPO,
             env=env,
             capture_output=True,

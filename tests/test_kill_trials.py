@@ -32,20 +32,15 @@ from assets.vector.search import COLLECTION
 from assets.vector.sync import stored_points
 from resources import (
     EmbeddingModelResource,
-    LandingZoneResource,
-    MongoResource,
     PostgresResource,
     QdrantResource,
 )
-from strata.generate import generate
-from tests.conftest import build, keys_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 VECTOR_DOCUMENTS = 2500
-BIG_FILE_POSTS = 20_000
+BIG_FILE_POSTS = 2_000
 PARTITION = "2026-11-01|instagram"
-DAYS = ["2026-11-01", "2026-11-02"]
 BRONZE = {a.key.path[-1]: a for a in bronze_assets}
 PARTITION_TABLES = [
     "SELECT * FROM silver.posts",
@@ -209,31 +204,30 @@ class Child:
 
 
 @pytest.fixture(scope="module")
-def platform(warehouse: PostgresResource, strata_env, tmp_path_factory) -> dict:
-    """Two days of the sample drop loaded and built once, as the reference state."""
-    from assets.transform import dbt_resource
+def platform(pipeline) -> dict:
+    """A copy of the built sample pipeline, with two more files of the partition's posts under new ids landed in
+    PARTITION, loaded, and the partition's silver and gold rebuilt: the reference state."""
+    from assets.transform import dbt_assets
 
-    root = tmp_path_factory.mktemp("landing")
-    mongo = MongoResource(url=tmp_path_factory.mktemp("mongo").as_uri(), database_name="strata")
-    with mongo.database() as database:
-        generate(root, scale=1, days=len(DAYS), seed=3, mongo_db=database)
-    (root / "manifest.json").unlink()
-    # Files large enough for a COPY to be caught under way: the partition's own posts again, under new ids.
+    resources = pipeline.resources
+    root = Path(resources["landing"].root)
     date, network = PARTITION.split("|")
-    folder = root / "social" / "posts" / f"network={network}" / f"date={date}"
-    posts = [post for path in sorted(folder.glob("*.jsonl")) for post in parsed_records(path)]
+    partition_folder = Path("social", "posts", f"network={network}", f"date={date}")
+    posts = [
+        post
+        for path in sorted((pipeline.drop / partition_folder).glob("*.jsonl"))
+        for post in parsed_records(path)
+    ]
+    folder = root / partition_folder
+    folder.mkdir(parents=True, exist_ok=True)
     for name in ("part-big-0.jsonl", "part-big-1.jsonl"):
         with (folder / name).open("w") as out:
             for n in range(BIG_FILE_POSTS):
                 out.write(json.dumps(posts[n % len(posts)] | {"post_id": f"{name}-{n}"}) + "\n")
-    resources = {
-        "postgres": warehouse,
-        "mongo": mongo,
-        "landing": LandingZoneResource(root=str(root)),
-        "dbt": dbt_resource(),
-    }
-    assert all(result.success for _, result in build(resources, keys_in("bronze", "silver", "gold")))
-    return {"resources": resources, "env": {**os.environ}, "root": root, "mongo_url": mongo.url}
+    date_network = next(a for a in dbt_assets if a.op.name == "dbt_date_network")
+    for assets in ([BRONZE["social_posts"]], [date_network]):
+        assert dg.materialize(assets, partition_key=PARTITION, resources=resources).success
+    return {"resources": resources, "env": {**os.environ}, "root": root, "mongo_url": resources["mongo"].url}
 
 
 def parsed_records(path: Path) -> Iterator[dict]:
