@@ -3,7 +3,7 @@
 A scenario is a function `(BenchContext) -> ScenarioResult`. It records absolute figures (one dict per
 measured thing: Strata and each anchor), ratios between them, and targets over figures or ratios; the
 framework prints the table and writes `$STRATA_HOME/bench/latest.json`. A missed target is reported, never
-raised: the run still exits 0.
+raised: the other scenarios still run, and `strata bench` exits 1 at the end (strata.bench.run).
 """
 
 from __future__ import annotations
