@@ -160,6 +160,34 @@ def test_every_run_of_a_process_encodes_with_the_one_model_it_loaded():
     assert first.model() is second.model()
 
 
+def test_a_run_needing_the_model_loads_it_while_its_earlier_steps_run():
+    # A fresh process, as a run worker is: the model is loaded by nobody else.
+    out = run_python(
+        """
+        import time
+        import dagster as dg
+        from resources import EmbeddingModelResource
+        from resources import embeddings
+
+        @dg.asset
+        def earlier_step():
+            deadline = time.monotonic() + 60
+            while not embeddings._load.cache_info().currsize and time.monotonic() < deadline:
+                time.sleep(0.05)
+            print("loaded during the earlier step:", bool(embeddings._load.cache_info().currsize))
+
+        @dg.asset(deps=[earlier_step])
+        def index_step(embedder: EmbeddingModelResource):
+            print("vectors:", embedder.encode(["a cat"]).shape)
+
+        dg.materialize([earlier_step, index_step], resources={"embedder": EmbeddingModelResource()})
+        """
+    )
+
+    assert "loaded during the earlier step: True" in out
+    assert "vectors: (1, 384)" in out
+
+
 def test_landing_zone_never_resolves_outside_its_root(landing: LandingZoneResource, tmp_path: Path):
     root = landing.root_path
     (root / "social").mkdir()
