@@ -12,13 +12,11 @@ DBT_SOURCES := $(shell find dbt -path dbt/target -prune -o -path dbt/logs -prune
 install: $(STAMP) $(DBT_MANIFEST)
 
 # torch first, by exact version: pip then takes the local CPU wheel instead of gigabytes of CUDA builds.
-# --no-compile: byte-compiling all ~21,000 installed modules cost ~100 s of CPU per fresh install; Python compiles
-# the ones a process imports on first use.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile torch==2.13.0
-	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 # The code location reads dbt's manifest; parse the project again whenever a model or yml changes.
