@@ -22,6 +22,10 @@ RECYCLE_SECONDS = 3600
 
 
 class _HoldsConnections:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._hold_connections()
+
     def _hold_connections(self) -> None:
         engine_kwargs: dict[str, Any] = {
             "isolation_level": "AUTOCOMMIT",
@@ -47,18 +51,12 @@ class _HoldsConnections:
 
 
 class PooledRunStorage(_HoldsConnections, PostgresRunStorage):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._hold_connections()
+    """dagster-postgres' storage of the same name, holding its connections."""
 
 
 class PooledEventLogStorage(_HoldsConnections, PostgresEventLogStorage):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._hold_connections()
+    """dagster-postgres' storage of the same name, holding its connections."""
 
 
 class PooledScheduleStorage(_HoldsConnections, PostgresScheduleStorage):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._hold_connections()
+    """dagster-postgres' storage of the same name, holding its connections."""

@@ -2,7 +2,6 @@
 (strata.instance_storage), where dagster-postgres' own open one per statement, and reconnect when the server
 ends one."""
 
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,7 +36,6 @@ def instance_of(config: dict, home: Path, storage_url: str, monkeypatch) -> Iter
     monkeypatch.setenv("STRATA_DAGSTER_STORAGE_URL", sqlalchemy_psycopg2(storage_url))
     with dg.DagsterInstance.from_config(str(home)) as instance:
         yield instance
-    shutil.rmtree(home)
 
 
 def sessions(storage_url: str) -> int:

@@ -207,8 +207,6 @@ class Child:
 def platform(pipeline) -> dict:
     """A copy of the built sample pipeline, with two more files of the partition's posts under new ids landed in
     PARTITION, loaded, and the partition's silver and gold rebuilt: the reference state."""
-    from assets.transform import dbt_assets
-
     resources = pipeline.resources
     root = Path(resources["landing"].root)
     date, network = PARTITION.split("|")
@@ -224,10 +222,15 @@ def platform(pipeline) -> dict:
         with (folder / name).open("w") as out:
             for n in range(BIG_FILE_POSTS):
                 out.write(json.dumps(posts[n % len(posts)] | {"post_id": f"{name}-{n}"}) + "\n")
-    date_network = next(a for a in dbt_assets if a.op.name == "dbt_date_network")
-    for assets in ([BRONZE["social_posts"]], [date_network]):
+    for assets in ([BRONZE["social_posts"]], [date_network_models()]):
         assert dg.materialize(assets, partition_key=PARTITION, resources=resources).success
     return {"resources": resources, "env": {**os.environ}, "root": root, "mongo_url": resources["mongo"].url}
+
+
+def date_network_models() -> dg.AssetsDefinition:
+    from assets.transform import dbt_assets
+
+    return next(a for a in dbt_assets if a.op.name == "dbt_date_network")
 
 
 def parsed_records(path: Path) -> Iterator[dict]:
@@ -299,10 +302,7 @@ def test_a_bronze_load_killed_inside_a_copy_then_rerun_leaves_bronze_identical(
 def test_a_dbt_partition_run_killed_inside_a_model_then_rerun_leaves_silver_and_gold_identical(
     platform, model, tmp_path
 ):
-    from assets.transform import dbt_assets
-
     resources, postgres = platform["resources"], platform["resources"]["postgres"]
-    date_network = next(a for a in dbt_assets if a.op.name == "dbt_date_network")
     reference = tuple(checksum(postgres, query) for query in PARTITION_TABLES)
 
     # The model's insert is slowed down: dbt's transaction has deleted the partition's rows already.
@@ -311,7 +311,7 @@ def test_a_dbt_partition_run_killed_inside_a_model_then_rerun_leaves_silver_and_
             lambda: executing(postgres, "dbt", f"%insert into %{model}%"), f"dbt inserting into {model}"
         )
 
-    rerun = dg.materialize([date_network], partition_key=PARTITION, resources=resources)
+    rerun = dg.materialize([date_network_models()], partition_key=PARTITION, resources=resources)
     assert rerun.success
     assert tuple(checksum(postgres, query) for query in PARTITION_TABLES) == reference
 
