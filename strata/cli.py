@@ -132,8 +132,14 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
-    from strata.bench import run
+    from strata.bench import report_path, run
 
+    if args.readme:
+        from strata.bench import readme
+
+        readme.update(report_path(settings))
+        print(f"README.md: performance figures rendered from {readme.KEPT_REPORT}")
+        return 0
     return run(settings, args.scenarios)
 
 
@@ -176,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_cmd = commands.add_parser("bench", help="performance side by side with the anchors, as ratios")
     bench_cmd.add_argument("scenarios", nargs="*", help="scenarios to run (default: all)")
+    bench_cmd.add_argument(
+        "--readme",
+        action="store_true",
+        help="run nothing: render the latest report into README.md (and keep it as docs/bench/latest.json)",
+    )
     bench_cmd.set_defaults(handler=_bench)
 
     commands.add_parser("env", help="print the service environment as shell exports").set_defaults(

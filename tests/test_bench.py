@@ -93,12 +93,19 @@ def test_quick_bench_writes_report(own_settings, strata_env, capsys):
     assert location["dagster definitions validate"]["median_s"] > 0
 
     bronze = report["scenarios"]["bronze_load"]
-    strata, ceiling = bronze["figures"]["strata"], bronze["figures"]["ceiling_psql_copy"]
+    strata = bronze["figures"]["strata"]
     lines = Path(strata["file"]).read_bytes().count(b"\n")
-    assert lines == RECORDS
-    assert strata["records"] == strata["rows_in_table"] == RECORDS
-    assert strata["quarantined"] == 0
-    assert ceiling["records"] == ceiling["rows_in_table"] == RECORDS
+    assert lines == strata["records"] == RECORDS
+    # The generator's faults are in: malformed lines and byte-identical copies are set aside, every record is
+    # accounted for, and every loaded row has its raw copy in Mongo.
+    assert strata["quarantined"]["malformed_json"] > 0 and strata["quarantined"]["duplicate_record"] > 0
+    assert strata["rows_in_table"] + sum(strata["quarantined"].values()) == RECORDS
+    assert strata["rows_loaded"] == strata["rows_in_table"] == strata["mongo_documents"]
+    assert set(strata["checks"]) == {"accounted", "no_duplicate_records", "schema_drift", "quarantine_rate"}
+    assert strata["checks"]["accounted"] and strata["checks"]["no_duplicate_records"]
+    # The ceiling copies the rows Strata loaded, in both of psql's bulk formats.
+    for fmt in ("csv", "binary"):
+        assert bronze["figures"][f"ceiling_{fmt}"]["rows_in_table"] == strata["rows_in_table"]
     assert bronze["ratios"]["strata/ceiling"] > 0
     assert [t["name"] for t in bronze["targets"]] == ["strata/ceiling"]  # anchors skipped
     assert "dlt_default" not in bronze["figures"]
@@ -118,5 +125,8 @@ def test_a_missed_target_fails_the_bench_and_a_met_one_does_not(own_settings, st
 
     assert run(own_settings, ["missed"], database="bench_test", quick=False, anchors=False) == 1
     assert run(own_settings, ["met"], database="bench_test", quick=False, anchors=False) == 0
+    # The report keeps each scenario's latest run: the second run added its scenario beside the first.
+    scenarios = json.loads(report_path(own_settings).read_text())["scenarios"]
+    assert {name: s["targets"][0]["met"] for name, s in scenarios.items()} == {"missed": False, "met": True}
     # A quick run is a smoke run on shrunk inputs: its figures are not held to the targets.
     assert run(own_settings, ["missed"], database="bench_test", quick=True, anchors=False) == 0

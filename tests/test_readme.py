@@ -1,9 +1,13 @@
-"""The README is the user's manual: its configuration table covers every variable the code reads."""
+"""The README is the user's manual: its configuration table covers every variable the code reads, and its
+performance figures are exactly what the bench measured."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+
+from strata.bench import readme
 
 REPO = Path(__file__).resolve().parent.parent
 # Not user configuration: set by the platform itself or by the test suite.
@@ -44,3 +48,9 @@ def test_every_strata_variable_the_code_reads_is_in_a_readme_configuration_table
 def test_the_readme_test_command_is_what_ci_runs():
     assert "make test" in (REPO / ".ci" / "run").read_text()
     assert "make test" in (REPO / "README.md").read_text()
+
+
+def test_the_performance_figures_are_the_rendering_of_the_kept_bench_report():
+    report = json.loads(readme.KEPT_REPORT.read_text())
+    assert readme.block_of((REPO / "README.md").read_text()) == readme.render(report)
+    assert all(not scenario["quick"] for scenario in report["scenarios"].values())

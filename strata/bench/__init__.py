@@ -1,7 +1,9 @@
 """`strata bench`: Strata measured against its anchors in one run, on the same data and machine.
 
 Each scenario (a name in SCENARIOS) measures Strata and its anchors and returns figures, ratios and targets;
-`run` prints a table with the machine it ran on and writes `$STRATA_HOME/bench/latest.json`. A missed target
+`run` prints a table with the machine it ran on and writes `$STRATA_HOME/bench/latest.json`, which keeps every
+scenario's latest run (with its date, machine and versions; strata/bench/readme.py renders it into the README).
+A missed target
 is reported ("met": false) and makes the command exit 1, except in a quick run. `STRATA_BENCH_QUICK=1` shrinks every input ~10× for a smoke run.
 """
 
@@ -45,6 +47,20 @@ def report_path(settings: Settings) -> Path:
     return settings.home / "bench" / "latest.json"
 
 
+def _earlier_scenarios(path: Path) -> dict:
+    """The scenarios of the report at `path`, each with the date, machine and mode of the run that measured it."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    run_of = {
+        "ran_at": earlier.get("started_at"),
+        "quick": earlier.get("quick"),
+        "machine": earlier.get("machine"),
+    }
+    return {name: {**run_of, **scenario} for name, scenario in earlier.get("scenarios", {}).items()}
+
+
 def run(
     settings: Settings,
     names: list[str] | None = None,
@@ -85,15 +101,21 @@ def run(
         ctx.finish()
     if ctx.anchor_versions:
         info["anchors"] = ctx.anchor_versions
+    ran = {
+        r.name: {**r.to_json(), "ran_at": started_at.isoformat(), "quick": quick, "machine": info}
+        for r in results
+    }
+    path = report_path(settings)
+    # The report keeps each scenario's latest run: this run's scenarios replace theirs, the others stay.
+    kept = _earlier_scenarios(path)
     report = {
         "started_at": started_at.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
         "quick": quick,
         "machine": info,
         "met": all(r.met for r in results),
-        "scenarios": {r.name: r.to_json() for r in results},
+        "scenarios": {**{k: v for k, v in kept.items() if k in SCENARIOS and k not in ran}, **ran},
     }
-    path = report_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(render(results, info))

@@ -1,4 +1,4 @@
-"""The anchors' own virtual environment: dlt, pandas and their drivers never touch Strata's dependencies.
+"""The anchors' own virtual environment: dlt, pandas, Sling and their drivers never touch Strata's dependencies.
 
 Created under `$STRATA_HOME/bench/anchors-venv` on first use and reused while its requirements are unchanged
 (a stamp file records them). Anchor loads run as subprocesses of its python with the scripts in `anchors/`.
@@ -19,6 +19,7 @@ REQUIREMENTS = (
     "psycopg[binary]",
     "psycopg2-binary",
     "sqlalchemy",
+    "sling-linux-amd64==1.4.11",
 )
 SCRIPTS = Path(__file__).resolve().parent / "anchors"
 
@@ -52,7 +53,7 @@ def versions(exe: Path) -> dict[str, str]:
     code = (
         "import json, importlib.metadata as m\n"
         "print(json.dumps({n: m.version(n) for n in "
-        "('dlt', 'pandas', 'pyarrow', 'psycopg', 'psycopg2-binary', 'sqlalchemy')}))"
+        "('dlt', 'pandas', 'pyarrow', 'psycopg', 'psycopg2-binary', 'sqlalchemy', 'sling-linux-amd64')}))"
     )
     out = subprocess.run([str(exe), "-c", code], check=True, capture_output=True, text=True).stdout
     return json.loads(out)

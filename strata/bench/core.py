@@ -54,6 +54,7 @@ class Target:
             "target": self.text(),
             "op": self.op,
             "bound": self.bound,
+            "unit": self.unit,
             "met": self.met,
         }
 
@@ -94,6 +95,7 @@ class ScenarioResult:
             "notes": self.notes,
             "error": self.error,
             "seconds": round(self.seconds, 1),
+            "columns": [list(column) for column in self.columns],
         }
 
 

@@ -2,9 +2,10 @@
 
   --mode default  the dicts as they are, dlt's defaults: it infers the schema, flattens nested objects into
                   `parent__child` columns, turns nested lists into child tables and loads INSERT VALUES files;
-  --mode fast     its documented fast path for postgres: Arrow tables of the flattened posts with
-                  `loader_file_format="csv"` (pyarrow writes CSV, loaded with COPY; dlt's normalizer for
-                  Python objects is skipped).
+  --mode fast     its documented fast path for postgres, tuned as its performance guide says: Arrow tables of
+                  the flattened posts with `loader_file_format="csv"` (pyarrow writes CSV, loaded with COPY;
+                  dlt's normalizer for Python objects is skipped), intermediary files rotated every 100,000
+                  rows so that 2 normalize workers (the cores) and 4 load workers run side by side.
 
 Timed: `pipeline.run` including reading the JSONL (and, for `fast`, building the Arrow tables).
 """
@@ -12,6 +13,7 @@ Timed: `pipeline.run` including reading the JSONL (and, for `fast`, building the
 from __future__ import annotations
 
 import argparse
+import os
 
 from common import Flattener, lines, now, quiet_dlt, report
 
@@ -21,6 +23,13 @@ import dlt  # noqa: E402
 import orjson  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
+# dlt's configuration through its environment variables (section__key).
+FAST_SETTINGS = {
+    "DATA_WRITER__FILE_MAX_ITEMS": "100000",
+    "DATA_WRITER__BUFFER_MAX_ITEMS": "100000",
+    "NORMALIZE__WORKERS": "2",
+    "LOAD__WORKERS": "4",
+}
 ARROW_TYPES = {
     "text": pa.string(),
     "json": pa.string(),
@@ -55,6 +64,8 @@ def main() -> None:
         started = now()
         pipeline.run(posts(), table_name="posts")
     else:
+        for name, value in FAST_SETTINGS.items():
+            os.environ[name] = value
         flat = Flattener(args.plan)
         schema = pa.schema([(n, ARROW_TYPES[t]) for n, t in zip(flat.names, flat.types, strict=True)])
 

@@ -1,7 +1,8 @@
 """Anchor: pandas `DataFrame.to_sql` of the flattened posts.
 
-  --method multi  multi-row INSERTs through psycopg 3, with the largest chunksize the driver accepts
-                  (psycopg 3 binds at most 65,535 parameters per statement: chunksize × columns ≤ 65,535);
+  --method multi  multi-row INSERTs through `--driver` psycopg (3) or psycopg2, with the largest chunksize
+                  psycopg 3 accepts (it binds at most 65,535 parameters per statement: chunksize × columns ≤
+                  65,535), the same for both drivers;
   --method copy   the COPY `method` of the pandas documentation (CSV through psycopg2's copy_expert).
 
 Timed: reading the JSONL, building DataFrames, creating the table and every insert, until committed.
@@ -51,11 +52,13 @@ def main() -> None:
     parser.add_argument("--plan", required=True)
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--method", choices=("multi", "copy"), required=True)
+    parser.add_argument("--driver", choices=("psycopg", "psycopg2"), default="psycopg2")
     parser.add_argument("--schema", default="anchors")
     parser.add_argument("--table", required=True)
     args = parser.parse_args()
     flat = Flattener(args.plan)
-    driver = "psycopg" if args.method == "multi" else "psycopg2"
+    # The COPY method is psycopg2's copy_expert.
+    driver = args.driver if args.method == "multi" else "psycopg2"
     engine = sa.create_engine(args.url.replace("postgresql://", f"postgresql+{driver}://", 1))
     dtype = {name: SQL_TYPES[t] for name, t in zip(flat.names, flat.types, strict=True)}
     chunksize = MAX_PARAMETERS // len(flat.names) if args.method == "multi" else None

@@ -8,12 +8,14 @@ model already loaded:
   its wall time mixes both; the time spent inside `encode` calls and inside `client.upsert` calls is measured
   separately by wrapping them (on 2 cores the overlapped writer competes with torch, which shows up there).
 - `sync (precomputed vectors)`: the same sync into another fresh collection, its encode answered with the raw
-  encode's vectors: the sync's write path (diffing, payloads, batched upserts) with nothing competing. The
-  write target compares it with `raw upsert`, both writing the same precomputed vectors.
+  encode's vectors: the sync's write path (diffing, payloads, batched upserts) with nothing competing.
 - `raw encode`: `SentenceTransformer.encode(all texts, batch_size=<the resource's batch size>)` — no sync.
 - `raw upsert`: `client.upsert` of the precomputed vectors with the same payloads, in the sync's batch size,
   `wait=True`, into another fresh collection of the same store — no encoding.
 - `sync (unchanged)`: the same sync again; it must embed nothing and cost ≤ 5 % of the full sync.
+
+The throughput target is on the whole sync: its texts per second of wall time must be ≥ 0.85× the rate of raw
+encode plus raw upsert of the same texts done one after the other.
 """
 
 from __future__ import annotations
@@ -25,12 +27,11 @@ from datetime import date
 import orjson
 
 from strata.bench.core import BenchContext, ScenarioResult
-from strata.bench.data import corpus, scale_for_records
+from strata.bench.data import corpus, parseable, scale_for_records
 
 DOCUMENTS = 6_000
 QUICK_DOCUMENTS = 600
-MIN_ENCODE_RATIO = 0.85
-MIN_WRITE_RATIO = 0.85
+MIN_WHOLE_SYNC_RATIO = 0.85
 MAX_RERUN_FRACTION = 0.05
 
 
@@ -124,7 +125,7 @@ def vector_index(ctx: BenchContext) -> ScenarioResult:
         ],
     )
     wanted = QUICK_DOCUMENTS if ctx.quick else DOCUMENTS
-    source = corpus(ctx.home, scale_for_records(int(wanted * 1.1)), log=ctx.log)
+    source = parseable(corpus(ctx.home, scale_for_records(int(wanted * 1.1)), log=ctx.log))
     documents = documents_from_posts(source.path, wanted)
     texts = [d.text for d in documents]
     ctx.log(f"vector_index: {len(documents):,} documents from {source.path.name}")
@@ -264,29 +265,36 @@ def vector_index(ctx: BenchContext) -> ScenarioResult:
 
     raw_rate = result.figures["raw model.encode"]["texts_per_s"]
     sync_fig = result.figures["sync (full)"]
-    encode_ratio = result.ratio("sync encode/raw encode", sync_fig["encode_texts_per_s"], raw_rate)
-    result.ratio("sync end-to-end/raw encode", sync_fig["texts_per_s"], raw_rate)
+    # The whole sync against the raw parts done one after the other: encode every text, then upsert every point.
+    raw_whole_s = raw_encode_s + raw_write_s
+    result.figures["raw encode + raw upsert"] = {
+        "label": "raw model.encode of every text, then raw client.upsert of every point (sum of the two)",
+        "texts": len(texts),
+        "seconds": raw_whole_s,
+        "texts_per_s": _rate(len(texts), raw_whole_s),
+    }
+    whole_ratio = result.ratio(
+        "full sync/(raw encode + raw upsert)", sync_fig["texts_per_s"], _rate(len(texts), raw_whole_s)
+    )
+    result.ratio("sync encode/raw encode", sync_fig["encode_texts_per_s"], raw_rate)
     raw_writes = result.figures["raw client.upsert"]["writes_per_s"]
     result.ratio("sync writes (overlapped with encode)/raw upsert", sync_fig["writes_per_s"], raw_writes)
-    write_ratio = result.ratio(
+    result.ratio(
         "sync writes/raw upsert", result.figures["sync (precomputed vectors)"]["writes_per_s"], raw_writes
     )
     rerun_fraction = result.ratio("unchanged re-run/full sync", rerun_s, full_s)
-    result.target("sync encode/raw encode", encode_ratio, ">=", MIN_ENCODE_RATIO, "×")
-    result.target("sync writes/raw upsert", write_ratio, ">=", MIN_WRITE_RATIO, "×")
+    result.target("full sync/(raw encode + raw upsert)", whole_ratio, ">=", MIN_WHOLE_SYNC_RATIO, "×")
     result.target("texts embedded by the unchanged re-run", float(rerun.embedded), "<=", 0)
     result.target("unchanged re-run/full sync", rerun_fraction, "<=", MAX_RERUN_FRACTION, "×")
     result.notes.append(
-        "the encode ratio uses the embedding part of the sync: texts / wall time inside the sync's encode "
-        "calls (EmbeddingModelResource.encode on batches of "
-        f"{sync_module.UPSERT_BATCH}, batch_size={batch}), while its writer thread upserts the previous batch; "
-        "the end-to-end ratio (whole sync call incl. reading Qdrant, payloads and the final count) has no target"
+        "the target is on whole-sync figures: texts / wall time of the full sync call (reading Qdrant, payloads, "
+        f"encoding in batches of {sync_module.UPSERT_BATCH} with batch_size={batch}, the writer thread's upserts, "
+        "the final count) against texts / (raw encode + raw upsert of the same texts and points); the encode and "
+        "write ratios break it down and have no target of their own"
     )
     result.notes.append(
         "writes/s = points / wall time inside client.upsert(wait=True) calls; Qdrant local mode on disk "
-        f"under {store.parent}, one client, a fresh collection for each run; the write target uses the sync "
-        "with precomputed vectors: in the full sync the writer thread's upserts (pure Python in local mode) "
-        "share the GIL and the 2 cores with the encoding, which inflates their wall time"
+        f"under {store.parent}, one client, a fresh collection for each run"
     )
     if full.embedded != len(documents):
         result.notes.append(f"the full sync embedded {full.embedded} of {len(documents)} documents")
