@@ -114,6 +114,19 @@ def test_bronze_and_quarantine_counts_equal_the_manifest_by_source_partition_and
             }, source.name
 
 
+def test_the_mongo_raw_copy_of_posts_holds_exactly_the_records_bronze_kept(loaded, warehouse, pipeline):
+    # The drop's posts hold byte-identical copies: bronze sets them aside after the COPY, and so must Mongo.
+    with warehouse.connect() as conn:
+        kept = set(conn.execute("SELECT load_id, record_number FROM bronze.social_posts").fetchall())
+        (duplicates,) = conn.execute(
+            "SELECT count(*) FROM bronze.quarantine WHERE source = 'social_posts' AND reason = 'duplicate_record'"
+        ).fetchone()
+    with pipeline.resources["mongo"].database("bronze") as database:
+        mirrored = {(d["load_id"], d["record_number"]) for d in database["social_posts"].find({})}
+    assert duplicates > 0
+    assert mirrored == kept
+
+
 def test_every_error_check_passed_on_every_partition(loaded):
     manifest, _, runs = loaded
     evaluations = [e for run in runs for e in run.evaluations if e.asset.startswith("bronze/")]

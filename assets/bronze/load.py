@@ -167,7 +167,14 @@ def load_partition(
         outcomes.append(outcome)
 
     candidates = screen.finish() if screen else None
-    duplicates = _quarantine_duplicates(conn, source, partition_key, load_ids, candidates)
+    removed = _quarantine_duplicates(conn, source, partition_key, load_ids, candidates)
+    if mongo_collection is not None and removed:
+        # The raw copy holds what bronze holds: a duplicate set aside leaves Mongo too.
+        sha256 = {load.load_id: load.sha256 for load in loads}
+        ids = [_mongo_id(sha256[load_id], number) for load_id, number in removed]
+        for start in range(0, len(ids), MONGO_BATCH):
+            mongo_collection.delete_many({"_id": {"$in": ids[start : start + MONGO_BATCH]}})
+    duplicates = Counter(load_id for load_id, _ in removed)
     for outcome in outcomes:
         removed = duplicates.get(outcome.load.load_id, 0)
         if removed:
@@ -363,12 +370,13 @@ def _quarantine_duplicates(
     partition_key: str | None,
     load_ids: list[int],
     candidates: set[bytes] | None,
-) -> dict[int, int]:
+) -> list[tuple[int, int]]:
     """Byte-identical records within a partition: the first (by load, record number) stays in bronze, the
-    others move to quarantine. `candidates` (hashes from the screen) limits the check to records that may
-    repeat; None checks every record of the loads against the whole partition."""
+    others move to quarantine; returns their (load id, record number). `candidates` (hashes from the screen)
+    limits the check to records that may repeat; None checks every record of the loads against the whole
+    partition."""
     if candidates is not None and not candidates:
-        return {}
+        return []
     same_partition = sql.SQL("").join(
         sql.SQL(" AND o.{0} = n.{0}").format(sql.Identifier(name)) for name, _ in source.partition_columns
     )
@@ -388,9 +396,9 @@ def _quarantine_duplicates(
                    'same bytes as an earlier record of the partition (md5 ' || encode(record_hash, 'hex') || ')',
                    raw::text, convert_to(raw::text, 'UTF8')
             FROM removed
-            RETURNING load_id
+            RETURNING load_id, record_number
         )
-        SELECT load_id, count(*) FROM quarantined GROUP BY load_id
+        SELECT load_id, record_number FROM quarantined
         """
     ).format(
         table=table(source),
@@ -399,13 +407,16 @@ def _quarantine_duplicates(
         only_candidates=sql.SQL(" AND n.record_hash = ANY(%(candidates)s)") if candidates else sql.SQL(""),
     )
     parameters = {"loads": load_ids, "source": source.name, "partition": partition_key}
-    rows = conn.execute(query, {**parameters, "candidates": list(candidates or ())}).fetchall()
-    return dict(rows)
+    return conn.execute(query, {**parameters, "candidates": list(candidates or ())}).fetchall()
+
+
+def _mongo_id(sha256: str, record_number: int) -> str:
+    return f"{sha256[:16]}:{record_number}"
 
 
 def _mongo_document(load: ledger.Load, record: Record) -> dict:
     return {
-        "_id": f"{load.sha256[:16]}:{record.number}",
+        "_id": _mongo_id(load.sha256, record.number),
         "load_id": load.load_id,
         "source_file": load.path,
         "record_number": record.number,
