@@ -112,16 +112,16 @@ def test_quick_bench_writes_report(own_settings, strata_env, capsys):
 
 
 def test_a_missed_target_fails_the_bench_and_a_met_one_does_not(own_settings, strata_env, monkeypatch):
-    def scenario(value: float):
+    def scenario(name: str, value: float):
         def measure(ctx):
-            result = ScenarioResult("probe", "a fixed figure against a 1 s bound")
+            result = ScenarioResult(name, "a fixed figure against a 1 s bound")
             result.target("seconds", value, "<=", 1.0, " s")
             return result
 
         return measure
 
-    monkeypatch.setitem(SCENARIOS, "missed", scenario(2.0))
-    monkeypatch.setitem(SCENARIOS, "met", scenario(0.5))
+    monkeypatch.setitem(SCENARIOS, "missed", scenario("missed", 2.0))
+    monkeypatch.setitem(SCENARIOS, "met", scenario("met", 0.5))
 
     assert run(own_settings, ["missed"], database="bench_test", quick=False, anchors=False) == 1
     assert run(own_settings, ["met"], database="bench_test", quick=False, anchors=False) == 0
