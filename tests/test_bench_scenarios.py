@@ -67,7 +67,6 @@ def test_vector_index_report(own_settings, monkeypatch):
     assert set(scenario["ratios"]) == {
         "full sync/(raw encode + raw upsert)",
         "sync encode/raw encode",
-        "sync end-to-end/raw encode",
         "sync writes (overlapped with encode)/raw upsert",
         "sync writes/raw upsert",
         "unchanged re-run/full sync",
