@@ -8,8 +8,8 @@ ledger registration, as a run started by hand does), the COPY with its duplicate
 copy into the embedded Mongo engine (the source mirrors to Mongo, the default engine is the embedded one), the
 four checks, the metadata, and the move of the file to the archive.
 
-Memory: a thread samples the RSS of this process and its children every 20 ms; the figures are the RSS just
-before the materialization and the peak during it. Prints one JSON line with the figures.
+Memory: the peak RSS of this process (the kernel's ru_maxrss) plus its children's, sampled every 50 ms; the
+figures are the RSS just before the materialization and the peak during it. Prints one JSON line with the figures.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import threading
@@ -35,30 +36,41 @@ from resources import LandingZoneResource, MongoResource, PostgresResource
 
 SOURCE = SOURCES_BY_NAME["social_posts"]
 NETWORK = "x"
-SAMPLE_EVERY_S = 0.02
+SAMPLE_EVERY_S = 0.05
+CHILDREN_EVERY_S = 1.0
 
 
 class TreeRss:
-    """The peak RSS (MB) of this process plus its children, sampled while `with` runs."""
+    """The peak RSS (MB) of this process plus its children while `with` runs: this process's own peak from the
+    kernel (ru_maxrss), its children's RSS sampled (the list of children refreshed every second, since walking
+    /proc for them is what costs)."""
 
     def __init__(self) -> None:
         self.process = psutil.Process()
         self.peak = 0.0
+        self._children: list[psutil.Process] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def now(self) -> float:
-        total = self.process.memory_info().rss
-        for child in self.process.children(recursive=True):
+        return (self.process.memory_info().rss + self._children_rss()) / 1e6
+
+    def _children_rss(self) -> int:
+        total = 0
+        for child in self._children:
             try:
                 total += child.memory_info().rss
             except psutil.NoSuchProcess:
                 pass
-        return total / 1e6
+        return total
 
     def _sample(self) -> None:
+        refreshed = 0.0
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.now())
+            if time.monotonic() - refreshed >= CHILDREN_EVERY_S:
+                self._children, refreshed = self.process.children(recursive=True), time.monotonic()
+            own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+            self.peak = max(self.peak, (own_peak + self._children_rss()) / 1e6)
             self._stop.wait(SAMPLE_EVERY_S)
 
     def __enter__(self) -> TreeRss:
