@@ -77,13 +77,16 @@ class EmbeddingModelResource(dg.ConfigurableResource):
             torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
         )
 
+    def autocast(self):
+        """The context the model encodes in: bfloat16 autocast where the CPU computes it natively."""
+        import torch
+
+        return torch.autocast("cpu", dtype=torch.bfloat16) if self.uses_bfloat16() else nullcontext()
+
     def encode(self, texts: Sequence[str]):
         """Normalized float32 vectors, one row per text (numpy array of shape (len(texts), 384))."""
         model = self.model()
-        import torch
-
-        precision = torch.autocast("cpu", dtype=torch.bfloat16) if self.uses_bfloat16() else nullcontext()
-        with precision:
+        with self.autocast():
             vectors = model.encode(
                 list(texts),
                 batch_size=self.batch_size,
