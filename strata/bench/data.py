@@ -20,6 +20,7 @@ import json
 import math
 import re
 import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,35 +104,42 @@ def prefix(source: BenchFile, *, records: int | None = None, size: int | None = 
     of its own next to it (cached). Asking for more than the corpus holds gives the whole corpus."""
     if records is not None and records >= source.records or size is not None and size >= source.bytes:
         return source
-    tag = f"{records}r" if records is not None else f"{size}b"
-    out = source.path.with_name(f"{source.path.stem}-{tag}.jsonl")
-    meta = out.with_suffix(".meta.json")
-    key = {"source": source.path.name, "source_bytes": source.bytes, "records": records, "size": size}
-    if out.exists() and meta.exists():
-        cached = json.loads(meta.read_text())
-        if cached.get("key") == key and out.stat().st_size == cached["bytes"]:
-            return BenchFile(out, cached["records"], cached["bytes"])
-    count = written = 0
-    tmp = out.with_suffix(".jsonl.tmp")
-    with source.path.open("rb") as src, tmp.open("wb", buffering=_COPY) as sink:
-        for line in src:
-            if records is not None and count >= records:
-                break
-            if size is not None and written + len(line) > size:
-                break
-            sink.write(line)
+
+    def head(lines: Iterator[bytes]) -> Iterator[bytes]:
+        count = written = 0
+        for line in lines:
+            if records is not None and count >= records or size is not None and written + len(line) > size:
+                return
             count += 1
             written += len(line)
-    tmp.replace(out)
-    meta.write_text(json.dumps({"key": key, "records": count, "bytes": written}))
-    return BenchFile(out, count, written)
+            yield line
+
+    tag = f"{records}r" if records is not None else f"{size}b"
+    return _derived(source, tag, {"records": records, "size": size}, head)
 
 
 def parseable(source: BenchFile) -> BenchFile:
     """`source` without the lines that are not JSON objects (cached next to it)."""
-    out = source.path.with_name(f"{source.path.stem}-parseable.jsonl")
+
+    def objects(lines: Iterator[bytes]) -> Iterator[bytes]:
+        for line in lines:
+            try:
+                if isinstance(orjson.loads(line), dict):
+                    yield line
+            except orjson.JSONDecodeError:
+                continue
+
+    return _derived(source, "parseable", {}, objects)
+
+
+def _derived(
+    source: BenchFile, tag: str, args: dict, keep: Callable[[Iterator[bytes]], Iterator[bytes]]
+) -> BenchFile:
+    """The lines of `source` that `keep` yields, as `<stem>-<tag>.jsonl` next to it; reused while the source
+    and `args` are the same."""
+    out = source.path.with_name(f"{source.path.stem}-{tag}.jsonl")
     meta = out.with_suffix(".meta.json")
-    key = {"source": source.path.name, "source_bytes": source.bytes}
+    key = {"source": source.path.name, "source_bytes": source.bytes, **args}
     if out.exists() and meta.exists():
         cached = json.loads(meta.read_text())
         if cached.get("key") == key and out.stat().st_size == cached["bytes"]:
@@ -139,12 +147,7 @@ def parseable(source: BenchFile) -> BenchFile:
     count = written = 0
     tmp = out.with_suffix(".jsonl.tmp")
     with source.path.open("rb") as src, tmp.open("wb", buffering=_COPY) as sink:
-        for line in src:
-            try:
-                if not isinstance(orjson.loads(line), dict):
-                    continue
-            except orjson.JSONDecodeError:
-                continue
+        for line in keep(src):
             sink.write(line)
             count += 1
             written += len(line)
