@@ -169,14 +169,14 @@ def load_partition(
         outcomes.append(outcome)
 
     candidates = screen.finish() if screen else None
-    removed = _quarantine_duplicates(conn, source, partition_key, load_ids, candidates)
-    if mongo_collection is not None and removed:
+    set_aside = _quarantine_duplicates(conn, source, partition_key, load_ids, candidates)
+    if mongo_collection is not None and set_aside:
         # The raw copy holds what bronze holds: a duplicate set aside leaves Mongo too.
         sha256 = {load.load_id: load.sha256 for load in loads}
-        ids = [_mongo_id(sha256[load_id], number) for load_id, number in removed]
+        ids = [_mongo_id(sha256[load_id], number) for load_id, number in set_aside]
         for start in range(0, len(ids), MONGO_BATCH):
             mongo_collection.delete_many({"_id": {"$in": ids[start : start + MONGO_BATCH]}})
-    duplicates = Counter(load_id for load_id, _ in removed)
+    duplicates = Counter(load_id for load_id, _ in set_aside)
     for outcome in outcomes:
         removed = duplicates.get(outcome.load.load_id, 0)
         if removed:
