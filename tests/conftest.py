@@ -344,7 +344,13 @@ class Stack:
         )
 
     def settle(self) -> float:
+        """Settled since now: after a file landed, every requesting sensor must tick again."""
         return self.dagster.settle(GOLD_AND_INDEX, timeout=SETTLE_TIMEOUT)
+
+    def idle(self) -> float:
+        """Settled since the last run ended: what a test finds when the one before it left the stack settled
+        (no fresh sensor tick needed), or once the runs still going (a cron tick's) have ended."""
+        return self.dagster.settle(GOLD_AND_INDEX, timeout=SETTLE_TIMEOUT, since=0.0)
 
     def log_tail(self, lines: int = 60) -> str:
         """The end of `dagster dev`'s log, for a failure message."""

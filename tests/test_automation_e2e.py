@@ -201,7 +201,7 @@ def indexed(stack: Stack, document_key: str) -> dict | None:
 
 
 def test_a_file_landing_alone_reaches_gold_and_the_index_in_its_one_run(stack):
-    stack.settle()
+    stack.idle()
     land_atomically(
         posts_path(stack, "2026-11-10", "trickle.jsonl"), post_line("x_test_trickle", 42, "a trickle")
     )
@@ -230,7 +230,7 @@ LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $pa
 def test_a_partition_loaded_again_while_its_chain_runs_ends_with_gold_and_the_index_on_the_second(stack):
     """Eager automation's blind spot: bronze[p] changes while the run refreshing p's downstream is in flight.
     Gold and the index must end up on the second version."""
-    stack.settle()
+    stack.idle()
     partition = "2026-11-09|x"
     path = posts_path(stack, "2026-11-09", "part-0000.jsonl")
     land_atomically(path, post_line("x_test_race", 10, "first version: a long run along the river at dawn"))
@@ -323,7 +323,7 @@ def step_started(stack: Stack, run_id: str, step_prefix: str) -> bool:
 
 
 def test_a_killed_run_worker_is_failed_its_pool_freed_and_the_next_landing_reaches_gold(stack):
-    stack.settle()
+    stack.idle()
     land_atomically(posts_path(stack, "2026-11-11", "killed.jsonl"), post_line("x_test_killed", 5, "killed"))
     deadline = time.monotonic() + 300
     run = None
@@ -369,7 +369,7 @@ def alerts_naming(stack: Stack, run_id: str) -> list[bytes]:
 
 
 def test_after_every_process_of_the_platform_is_killed_make_up_resumes_with_nothing_lost(stack):
-    stack.settle()
+    stack.idle()
     for day in ("2026-11-13", "2026-11-14", "2026-11-15"):
         land_atomically(
             posts_path(stack, day, "burst.jsonl"), post_line(f"x_test_burst_{day}", 3, "burst", day)
@@ -418,7 +418,7 @@ def test_a_topic_query_returns_posts_of_the_planted_topic(stack, topic):
     from assets.vector.search import search
     from resources import EmbeddingModelResource, QdrantResource
 
-    stack.settle()
+    stack.idle()
     planted = set(stack.manifest["sources"]["social_posts"]["expect"]["topics"][topic])
 
     hits = search(
