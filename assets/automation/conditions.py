@@ -17,6 +17,8 @@ requested twice.
 import dagster as dg
 from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
+from assets.conventions import EVERY_DAEMON_LOOP_SECONDS
+
 ON_UPSTREAM_UPDATES = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()
     & dg.AutomationCondition.all_deps_match(
@@ -61,5 +63,5 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation_sensor",
     target=SCHEDULED,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=EVERY_DAEMON_LOOP_SECONDS,
 )

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import dagster as dg
 
 from assets.automation.graph import is_automated, upstream_of
+from assets.conventions import EVERY_DAEMON_LOOP_SECONDS
 
-RECONCILE_INTERVAL_SECONDS = 5
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -219,7 +219,7 @@ def plan_refresh(
     name="reconciliation_sensor",
     description="Refreshes any automated asset or partition older than its upstream — what eager automation "
     "missed, back-dated partitions, dimensions that changed — in dependency order and batched runs.",
-    minimum_interval_seconds=RECONCILE_INTERVAL_SECONDS,
+    minimum_interval_seconds=EVERY_DAEMON_LOOP_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     asset_selection=dg.AssetSelection.all(),
 )

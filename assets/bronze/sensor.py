@@ -30,6 +30,7 @@ from assets.automation import refresh_chain
 from assets.bronze import ledger
 from assets.bronze.discover import DONE_MARKER, discover
 from assets.bronze.sources import SOURCES, SOURCES_BY_NAME, Source
+from assets.conventions import EVERY_DAEMON_LOOP_SECONDS
 from assets.partitions import RANGE_END_TAG, RANGE_START_TAG, contiguous_ranges, range_tags
 from resources import LandingZoneResource, PostgresResource
 
@@ -45,7 +46,7 @@ MAX_LOGGED_LOADS = 20
 @dg.sensor(
     name="landing_sensor",
     description="Registers stable landed files in the load ledger and requests bronze loads per partition.",
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=EVERY_DAEMON_LOOP_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     asset_selection=dg.AssetSelection.assets(*(source.asset_key for source in SOURCES)).downstream(),
 )
