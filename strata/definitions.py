@@ -7,7 +7,7 @@ export the concrete values, so nothing here looks at the environment while the c
 import dagster as dg
 
 from assets.automation import automation_sensor, reconciliation_sensor
-from assets.bronze import bronze_assets, landing_sensor
+from assets.bronze import bronze_assets, documents_assets, landing_sensor
 from assets.observability.alerts import quality_alert_sensor, run_failure_alert
 from assets.observability.freshness import with_default_freshness
 from assets.observability.pools import pool_watch
@@ -38,7 +38,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
 
 defs = dg.Definitions(
     assets=with_default_freshness(
-        [*bronze_assets, *dbt_assets, content_index, check_history, data_quality_dashboard]
+        [*bronze_assets, *documents_assets, *dbt_assets, content_index, check_history, data_quality_dashboard]
     ),
     asset_checks=vector_checks,
     sensors=[

@@ -232,9 +232,9 @@ def _summary(run, result: dg.ExecuteInProcessResult) -> dict:
 
 @pytest.fixture(scope="session")
 def built_pipeline(strata_env, tmp_path_factory) -> tuple[Path, dict]:
-    """The 7-day scale-1 sample drop (seed 7) generated, loaded into bronze and built through silver and gold
-    once for the whole session, every worker's (as `strata demo` builds, through assets.automation.plan), in a
-    database that tests copy. Returns its folder (drop, landing, mongo) and a summary of the build."""
+    """The 7-day scale-1 sample drop (seed 7) generated, loaded into bronze (with the raw-document copies) and
+    built through silver and gold once for the whole session, every worker's (as `strata demo` builds, through
+    assets.automation.plan), in a database that tests copy. Returns its folder (drop, landing, mongo) and a summary of the build."""
     from assets.transform import dbt_resource
     from strata.generate import generate
 
@@ -257,7 +257,7 @@ def built_pipeline(strata_env, tmp_path_factory) -> tuple[Path, dict]:
                 }
                 runs = [
                     _summary(run, result)
-                    for run, result in build(resources, keys_in("bronze", "silver", "gold"))
+                    for run, result in build(resources, keys_in("bronze", "documents", "silver", "gold"))
                 ]
             (base / "built.json").write_text(json.dumps({"manifest": manifest, "runs": runs}))
     return base, json.loads((base / "built.json").read_text())
@@ -415,8 +415,8 @@ def webhook_receiver() -> Iterator[tuple[int, list[tuple[str, bytes]]]]:
 
 
 def keys_in(*layers: str) -> set[dg.AssetKey]:
-    """The pipeline's asset keys of the given layers (`bronze`, `silver`, `gold`, `vector`), without the
-    data-quality assets, which read the instance's event log."""
+    """The pipeline's asset keys of the given layers (`bronze`, `documents`, `silver`, `gold`, `vector`), without
+    the data-quality assets, which read the instance's event log."""
     from strata.definitions import defs
 
     graph = defs.resolve_asset_graph()

@@ -101,8 +101,16 @@ def test_quick_bench_writes_report(own_settings, strata_env, capsys):
     assert strata["quarantined"]["malformed_json"] > 0 and strata["quarantined"]["duplicate_record"] > 0
     assert strata["rows_in_table"] + sum(strata["quarantined"].values()) == RECORDS
     assert strata["rows_loaded"] == strata["rows_in_table"] == strata["mongo_documents"]
-    assert set(strata["checks"]) == {"accounted", "no_duplicate_records", "schema_drift", "quarantine_rate"}
+    assert set(strata["checks"]) == {
+        "accounted",
+        "no_duplicate_records",
+        "schema_drift",
+        "quarantine_rate",
+        "matches_bronze",
+    }
     assert strata["checks"]["accounted"] and strata["checks"]["no_duplicate_records"]
+    assert strata["checks"]["matches_bronze"]
+    assert bronze["figures"]["strata_documents"]["rows_in_table"] == strata["mongo_documents"]
     # The ceiling copies the rows Strata loaded, in both of psql's bulk formats.
     for fmt in ("csv", "binary"):
         assert bronze["figures"][f"ceiling_{fmt}"]["rows_in_table"] == strata["rows_in_table"]

@@ -115,7 +115,8 @@ def test_bronze_and_quarantine_counts_equal_the_manifest_by_source_partition_and
 
 
 def test_the_mongo_raw_copy_of_posts_holds_exactly_the_records_bronze_kept(loaded, warehouse, pipeline):
-    # The drop's posts hold byte-identical copies: bronze sets them aside after the COPY, and so must Mongo.
+    # The drop's posts hold byte-identical copies: bronze sets them aside after the COPY; the document copy
+    # (documents/social_posts) holds exactly what bronze kept.
     with warehouse.connect() as conn:
         kept = set(conn.execute("SELECT load_id, record_number FROM bronze.social_posts").fetchall())
         (duplicates,) = conn.execute(

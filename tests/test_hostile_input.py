@@ -24,12 +24,12 @@ import pytest
 from bson.decimal128 import Decimal128
 from psycopg import sql
 
-from assets.bronze import readers
-from assets.bronze.factory import bronze_assets
-from assets.bronze.load import unescape_key
+from assets.bronze import bronze_assets, documents_assets, readers
+from assets.bronze.documents import unescape_key
 from resources import LandingZoneResource, MongoResource, PostgresResource
 
 ASSETS = {a.key.path[-1]: a for a in bronze_assets}
+DOCUMENTS = {a.key.path[-1]: a for a in documents_assets}
 # One source per format: JSON lines (mirrored to Mongo), JSON documents, CSV, gzip CSV.
 POSTS, TWEETS, ACCOUNTS, CDC = "social_posts", "tweets", "social_accounts", "cdc_brands"
 PARTITIONS = {POSTS: "2026-11-01|x", TWEETS: "2026-11-01", ACCOUNTS: "2026-11-01", CDC: None}
@@ -656,7 +656,13 @@ def landed(warehouse: PostgresResource, tmp_path_factory) -> dict:
             results[source] = dg.materialize(
                 [ASSETS[source]], partition_key=partition_key, resources=resources, raise_on_error=False
             )
-    return {"root": root, "outside": outside, "resources": resources, "results": results}
+    # The mirrored sources' raw-document copies, read again from the same hostile files.
+    copies = {
+        source: dg.materialize([DOCUMENTS[source]], partition_key=partition_key, resources=resources)
+        for source, partition_key in PARTITIONS.items()
+        if source in DOCUMENTS
+    }
+    return {"root": root, "outside": outside, "resources": resources, "results": results, "copies": copies}
 
 
 def ledger_row(conn, source: str, path: str) -> dict:
@@ -822,6 +828,7 @@ def test_hostile_keys_are_data_inside_raw_never_identifiers(landed, warehouse):
         "bronze.social_accounts",
         "bronze.social_posts",
         "bronze.tweets",
+        "ledger.documents",
         "ledger.loads",
         "ledger.source_fields",
         "ledger.watermarks",
@@ -835,6 +842,12 @@ def test_hostile_keys_are_data_inside_raw_never_identifiers(landed, warehouse):
 
 
 def test_hostile_keys_and_integers_reach_the_mongo_copy_intact(landed):
+    # Every mirrored record has its document, and no other document exists.
+    assert set(landed["copies"]) == {POSTS, TWEETS}
+    for copy in landed["copies"].values():
+        assert [(e.check_name, e.passed) for e in copy.get_asset_check_evaluations()] == [
+            ("matches_bronze", True)
+        ]
     with landed["resources"]["mongo"].database("bronze") as database:
         (keys,) = list(database["social_posts"].find({"record.post_id": "sql-keys"}))
         (numbers,) = list(database["social_posts"].find({"record.post_id": "big-integers"}))

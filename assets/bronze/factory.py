@@ -6,7 +6,6 @@ from pathlib import Path
 
 import dagster as dg
 from psycopg import sql
-from pymongo.errors import PyMongoError
 
 from assets.automation.conditions import scheduled
 from assets.bronze import checks, ledger
@@ -20,7 +19,6 @@ from assets.conventions import OWNER, retry_policy
 from assets.partitions import Key
 from resources import LandingZoneResource, MongoResource, PostgresResource
 
-MONGO_BRONZE_DATABASE = "bronze"
 PREVIEW_ROWS = 5
 
 
@@ -32,12 +30,10 @@ class BronzeLoadConfig(dg.Config):
 
 
 def build_bronze_asset(source: Source) -> dg.AssetsDefinition:
-    kinds = {"postgres", "mongodb"} if source.mirror_to_mongo else {"postgres"}
-
     @dg.asset(
         key=source.asset_key,
         group_name=source.domain,
-        kinds=kinds,
+        kinds={"postgres"},
         owners=[OWNER],
         description=source.description,
         partitions_def=source.partitions_def,
@@ -55,10 +51,9 @@ def build_bronze_asset(source: Source) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         config: BronzeLoadConfig,
         postgres: PostgresResource,
-        mongo: MongoResource,
         landing: LandingZoneResource,
     ):
-        return materialize(context, source, config, postgres, mongo, landing)
+        return materialize(context, source, config, postgres, landing)
 
     return bronze_asset
 
@@ -77,7 +72,6 @@ def materialize(
     source: Source,
     config: BronzeLoadConfig,
     postgres: PostgresResource,
-    mongo: MongoResource,
     landing: LandingZoneResource,
 ):
     """Load each partition of the run (one, a range, or the unpartitioned source) in its own transaction. A
@@ -91,7 +85,7 @@ def materialize(
         ensure_tables(conn, source)
         for partition_key in partition_keys:
             try:
-                done.append(_load_one(context, conn, source, config, partition_key, mongo, landing))
+                done.append(_load_one(context, conn, source, config, partition_key, landing))
             except Exception as exc:
                 if len(partition_keys) == 1:
                     raise
@@ -181,7 +175,6 @@ def _load_one(
     source: Source,
     config: BronzeLoadConfig,
     partition_key: str | None,
-    mongo: MongoResource,
     landing: LandingZoneResource,
 ) -> PartitionLoad:
     started = time.monotonic()
@@ -203,14 +196,15 @@ def _load_one(
     ledger.mark_ingesting(conn, load_ids, context.run_id)
     try:
         with conn.transaction():
-            outcomes = _load(conn, source, partition_key, loads, mongo, landing)
+            outcomes = load_partition(
+                conn,
+                source,
+                partition_key,
+                loads,
+                landing_root=Path(landing.root_path),
+                settled_path=lambda o: landing.settled_path(o.load.path, errored=bool(o.error)),
+            )
             ledger.record_fields(conn, scope, {o.load.load_id: o.fields_seen for o in outcomes})
-    except PyMongoError as exc:
-        message = (
-            f"MongoDB unavailable for the raw-document copy of {source.name}: {type(exc).__name__}: {exc}"
-        )
-        ledger.mark_failed(conn, load_ids, message)
-        raise dg.Failure(description=f"{message}. Nothing was written to Postgres; the run retries.") from exc
     except Exception as exc:
         ledger.mark_failed(conn, load_ids, f"{type(exc).__name__}: {exc}")
         raise
@@ -236,28 +230,6 @@ def drift_scope(source: Source, partition_key: str | None) -> str:
     if source.partitioning == "date_network" and partition_key:
         return f"{source.name}/{Key.parse(partition_key).network}"
     return source.name
-
-
-def _load(
-    conn, source, partition_key, loads, mongo: MongoResource, landing: LandingZoneResource
-) -> list[FileOutcome]:
-    root = Path(landing.root_path)
-
-    def run(collection) -> list[FileOutcome]:
-        return load_partition(
-            conn,
-            source,
-            partition_key,
-            loads,
-            landing_root=root,
-            mongo_collection=collection,
-            settled_path=lambda outcome: landing.settled_path(outcome.load.path, errored=bool(outcome.error)),
-        )
-
-    if not source.mirror_to_mongo:
-        return run(None)
-    with mongo.database(MONGO_BRONZE_DATABASE) as database:
-        return run(database[source.name])
 
 
 def _settle_files(context, landing: LandingZoneResource, outcomes: list[FileOutcome]) -> None:

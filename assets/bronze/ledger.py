@@ -55,6 +55,16 @@ CREATE TABLE IF NOT EXISTS ledger.source_fields (
     last_load_id bigint NOT NULL,
     PRIMARY KEY (source, field)
 );
+-- What the raw-document copy holds (assets.bronze.documents): per load, the bronze load it copied.
+CREATE TABLE IF NOT EXISTS ledger.documents (
+    load_id bigint PRIMARY KEY REFERENCES ledger.loads (load_id),
+    source text NOT NULL,
+    partition_key text,
+    loaded_at timestamptz NOT NULL,
+    documents bigint NOT NULL,
+    copied_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS documents_source_partition_idx ON ledger.documents (source, partition_key);
 CREATE TABLE IF NOT EXISTS ledger.watermarks (
     source text PRIMARY KEY,
     watermark timestamptz NOT NULL,

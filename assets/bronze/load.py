@@ -34,14 +34,12 @@ from assets.bronze.readers import (
 from assets.bronze.sources import Field, Source
 from assets.bronze.tables import LINEAGE_COLUMNS, QUARANTINE, table
 
-MONGO_BATCH = 1000
 # The raw bytes kept in quarantine for a file that could not be read at all (the file itself goes to error/).
 MAX_FILE_QUARANTINE_BYTES = 16 << 20
-# MongoDB stores at most 100 levels of nesting and the mirrored document holds the record one level down: a
-# record nested deeper than this (well inside both) is quarantined instead of failing the load at the server.
+# MongoDB stores at most 100 levels of nesting and a source's document copy (assets.bronze.documents) holds the
+# record one level down: a record of a mirrored source nested deeper than this (well inside both) is quarantined
+# here, so that every bronze row has its document.
 MAX_MIRROR_DEPTH = 64
-# MongoDB's error code for an `_id` (or unique key) already present.
-DUPLICATE_KEY = 11000
 # Records whose raw JSON is cast to jsonb per query when finding the ones Postgres refuses.
 REFUSAL_BATCH_RECORDS = 1000
 REFUSAL_BATCH_BYTES = 16 << 20
@@ -114,7 +112,6 @@ def load_partition(
     loads: list[ledger.Load],
     *,
     landing_root: Path,
-    mongo_collection=None,
     settled_path: Callable[[FileOutcome], str] | None = None,
 ) -> list[FileOutcome]:
     """Replace the rows of `loads` (and of the loads they supersede) with a fresh load of their files."""
@@ -127,39 +124,28 @@ def load_partition(
     replaced = load_ids + [load.supersedes for load in loads if load.supersedes]
     conn.execute(sql.SQL("DELETE FROM {} WHERE load_id = ANY(%s)").format(table(source)), (replaced,))
     conn.execute(sql.SQL("DELETE FROM {} WHERE load_id = ANY(%s)").format(QUARANTINE), (replaced,))
-    if mongo_collection is not None:
-        # Without the index a MongoDB server scans the whole collection here, so every load would grow slower
-        # with the source's history. (The embedded litemongo ignores indexes and scans anyway.)
-        mongo_collection.create_index("load_id")
-        mongo_collection.delete_many({"load_id": {"$in": replaced}})
 
     # A partitioned source reloads its whole partition here, so an in-memory screen sees every record of
     # it; an unpartitioned one is compared with all earlier loads in Postgres.
     screen = DuplicateScreen() if source.partitioning != "none" else None
     outcomes = []
     for load in loads:
-        path = _locate(landing_root, load)
+        path = locate(landing_root, load)
         outcome = FileOutcome(load)
         try:
             try:
                 with conn.transaction():
-                    _copy_file(conn, source, partition_key, load, path, outcome, mongo_collection, screen)
+                    _copy_file(conn, source, partition_key, load, path, outcome, screen)
             except psycopg.errors.DataError:
                 # Postgres refused a value the readers let through (e.g. a JSON number beyond what jsonb's
                 # numeric holds) and COPY names no record: find the refused records, then load the file again
                 # with them quarantined. One record must not cost its file, nor its file the partition. (The
                 # screen saw this file's hashes once already: they only become candidates for the exact check.)
-                if mongo_collection is not None:
-                    mongo_collection.delete_many({"load_id": load.load_id})
                 refused = _refused_records(conn, source, load, path)
                 outcome = FileOutcome(load)
                 with conn.transaction():
-                    _copy_file(
-                        conn, source, partition_key, load, path, outcome, mongo_collection, screen, refused
-                    )
+                    _copy_file(conn, source, partition_key, load, path, outcome, screen, refused)
         except FileError as exc:
-            if mongo_collection is not None:
-                mongo_collection.delete_many({"load_id": load.load_id})
             outcome = FileOutcome(load, read=1, error=str(exc))
             outcome.quarantined[exc.reason] = 1
             raw = path.open("rb").read(MAX_FILE_QUARANTINE_BYTES) if path.exists() else b""
@@ -170,12 +156,6 @@ def load_partition(
 
     candidates = screen.finish() if screen else None
     set_aside = _quarantine_duplicates(conn, source, partition_key, load_ids, candidates)
-    if mongo_collection is not None and set_aside:
-        # The raw copy holds what bronze holds: a duplicate set aside leaves Mongo too.
-        sha256 = {load.load_id: load.sha256 for load in loads}
-        ids = [_mongo_id(sha256[load_id], number) for load_id, number in set_aside]
-        for start in range(0, len(ids), MONGO_BATCH):
-            mongo_collection.delete_many({"_id": {"$in": ids[start : start + MONGO_BATCH]}})
     duplicates = Counter(load_id for load_id, _ in set_aside)
     for outcome in outcomes:
         removed = duplicates.get(outcome.load.load_id, 0)
@@ -202,13 +182,14 @@ def raw_json_dumps(obj) -> bytes:
     return obj if isinstance(obj, bytes) else orjson.dumps(obj)
 
 
-def _locate(landing_root: Path, load: ledger.Load) -> Path:
+def locate(landing_root: Path, load: ledger.Load) -> Path:
     """Where the bytes are now: archived, or still where they landed."""
     stored = landing_root / load.stored_path
     return stored if stored.exists() else landing_root / load.path
 
 
-def _records(source: Source, path: Path, outcome: FileOutcome) -> Iterator[Record]:
+def read_records(source: Source, path: Path, outcome: FileOutcome) -> Iterator[Record]:
+    """The file's records as its format reads them (repairs and encoding noted in `outcome.details`)."""
     if source.format == "jsonl":
         return jsonl_records(path)
     if source.format == "json":
@@ -228,7 +209,6 @@ def _copy_file(
     load: ledger.Load,
     path: Path,
     outcome: FileOutcome,
-    mongo_collection,
     screen: DuplicateScreen | None,
     refused: dict[int, str] | None = None,
 ) -> None:
@@ -244,7 +224,7 @@ def _copy_file(
         table(source), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     rejected: list[Record] = []
-    documents: list[dict] = []
+    mirrored = source.mirror_to_mongo
     fields_seen = outcome.fields_seen
     load_id, file_name = load.load_id, load.path
     read = loaded = 0
@@ -252,7 +232,7 @@ def _copy_file(
     with conn.cursor() as cur, cur.copy(statement) as copy:
         copy.set_types(types)
         write_row = copy.write_row
-        for record in _records(source, path, outcome):
+        for record in read_records(source, path, outcome):
             read += 1
             obj = record.obj
             if obj is None:
@@ -269,27 +249,17 @@ def _copy_file(
                     record._replace(reason="missing_key", detail=f"no value for {', '.join(missing)}")
                 )
                 continue
-            if mongo_collection is not None:
-                try:
-                    document = _mongo_document(load, record)
-                except _TooDeep:
-                    detail = f"nested deeper than {MAX_MIRROR_DEPTH} levels: the MongoDB copy cannot hold it"
-                    rejected.append(record._replace(reason="too_deep", detail=detail))
-                    continue
-            fields_seen.update(obj)
             raw = record.raw
+            if mirrored and _too_deep(raw, obj):
+                detail = f"nested deeper than {MAX_MIRROR_DEPTH} levels: the MongoDB copy cannot hold it"
+                rejected.append(record._replace(reason="too_deep", detail=detail))
+                continue
+            fields_seen.update(obj)
             digest = md5(raw).digest()
             if screen:
                 screen.add(digest)
             write_row((load_id, file_name, record.number, *partition_values, digest, *values, raw))
             loaded += 1
-            if mongo_collection is not None:
-                documents.append(document)
-                if len(documents) >= MONGO_BATCH:
-                    _mirror(mongo_collection, documents)
-                    documents = []
-    if documents:
-        _mirror(mongo_collection, documents)
     outcome.read, outcome.loaded = read, loaded
     outcome.quarantined.update(r.reason for r in rejected)
     _write_quarantine(conn, source, partition_key, load, rejected)
@@ -303,7 +273,7 @@ def _refused_records(
     refused: dict[int, str] = {}
     batch: list[Record] = []
     size = 0
-    for record in _records(source, path, FileOutcome(load)):
+    for record in read_records(source, path, FileOutcome(load)):
         if record.obj is None:
             continue
         batch.append(record)
@@ -412,70 +382,27 @@ def _quarantine_duplicates(
     return conn.execute(query, {**parameters, "candidates": list(candidates or ())}).fetchall()
 
 
-def _mongo_id(sha256: str, record_number: int) -> str:
-    return f"{sha256[:16]}:{record_number}"
-
-
-def _mongo_document(load: ledger.Load, record: Record) -> dict:
-    return {
-        "_id": _mongo_id(load.sha256, record.number),
-        "load_id": load.load_id,
-        "source_file": load.path,
-        "record_number": record.number,
-        "record": escape_keys(record.obj),
-    }
-
-
-def _mirror(collection, documents: list[dict]) -> None:
-    """Insert the batch: the load's earlier documents were deleted first, so an `_id` is new unless another
-    writer put it there meanwhile — those few are replaced. (Plain inserts cost the embedded engine half of
-    what upserts do.)"""
-    from pymongo import ReplaceOne
-    from pymongo.errors import BulkWriteError
-
-    try:
-        collection.insert_many(documents, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
-            raise
-        collection.bulk_write(
-            [ReplaceOne({"_id": e["op"]["_id"]}, e["op"], upsert=True) for e in errors], ordered=False
-        )
-
-
-class _TooDeep(Exception):
-    pass
-
-
-def escape_keys(value, depth: int = 1):
-    """Mongo forbids `$` and `.` in keys: percent-encode them (and `%` itself, so it reverses exactly); an integer
-    beyond BSON's becomes a Decimal128. Raises `_TooDeep` for a value nested deeper than `MAX_MIRROR_DEPTH` (the
-    record itself is level 1)."""
-    if isinstance(value, dict):
-        if depth > MAX_MIRROR_DEPTH:
-            raise _TooDeep
-        return {_escape_key(k): escape_keys(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        if depth > MAX_MIRROR_DEPTH:
-            raise _TooDeep
-        return [escape_keys(v, depth + 1) for v in value]
-    if type(value) is int and not -(2**63) <= value < 2**63:
-        # BSON integers are signed 64-bit; orjson reads integers up to 2**64. Decimal128 keeps them exact.
-        from bson.decimal128 import Decimal128
-
-        return Decimal128(str(value))
-    return value
-
-
-def unescape_key(key: str) -> str:
-    return key.replace("%2E", ".").replace("%24", "$").replace("%25", "%")
-
-
-def _escape_key(key: str) -> str:
-    if "%" in key or "$" in key or "." in key:
-        return key.replace("%", "%25").replace("$", "%24").replace(".", "%2E")
-    return key
+def _too_deep(raw: bytes, obj) -> bool:
+    """Whether the record nests containers deeper than `MAX_MIRROR_DEPTH` (the record itself is level 1). Counting
+    brackets in the bytes runs at C speed; only a record with that many is walked."""
+    if raw.count(b"{") + raw.count(b"[") <= MAX_MIRROR_DEPTH:
+        return False
+    level, frontier = 1, [obj]
+    while frontier:
+        children = []
+        for value in frontier:
+            children.extend(
+                v
+                for v in (value.values() if isinstance(value, dict) else value)
+                if isinstance(v, dict | list)
+            )
+        if not children:
+            return False
+        level += 1
+        if level > MAX_MIRROR_DEPTH:
+            return True
+        frontier = children
+    return False
 
 
 def _extractor(fields: tuple[Field, ...]) -> Callable[[dict], tuple]:

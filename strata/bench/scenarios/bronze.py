@@ -119,8 +119,8 @@ def bronze_load(ctx: BenchContext) -> ScenarioResult:
     last = strata_runs[-1]
     seconds = [run["seconds"] for run in strata_runs]
     strata = _throughput(
-        "materialization of bronze/social_posts: hashing, ledger, COPY, quarantine, duplicate screen, Mongo raw "
-        "copy, checks, metadata",
+        "materialization of bronze/social_posts: hashing, ledger, COPY, quarantine, duplicate screen, checks, "
+        "metadata, archive",
         file,
         statistics.median(seconds),
         last["records_read"],
@@ -135,6 +135,16 @@ def bronze_load(ctx: BenchContext) -> ScenarioResult:
         file=str(file.path),
     )
     result.figures["strata"] = strata
+    # The raw-document copy is the asset after bronze (documents/social_posts): timed on its own, no anchor does it.
+    copy_seconds = [run["documents_seconds"] for run in strata_runs]
+    documents = _throughput(
+        "then documents/social_posts: the kept records into the embedded Mongo engine, with its check",
+        file,
+        statistics.median(copy_seconds),
+        last["mongo_documents"],
+    )
+    documents["seconds_spread"] = _spread(copy_seconds)
+    result.figures["strata_documents"] = documents
     accounted = last["rows_in_table"] + last["rows_in_quarantine"]
     if accounted != file.records or last["mongo_documents"] != last["rows_loaded"]:
         result.notes.append(
@@ -343,8 +353,8 @@ def _anchor(ctx: BenchContext, exe: Path, key: str, file: BenchFile, plan_path: 
 def bronze_memory(ctx: BenchContext) -> ScenarioResult:
     result = ScenarioResult(
         "bronze_memory",
-        "RSS of the process materializing bronze/social_posts (and its children), Mongo raw copy on, faulty data, "
-        "against input size",
+        "RSS of the process materializing bronze/social_posts then documents/social_posts (and its children), "
+        "faulty data, against input size",
         columns=[
             ("records", "records", ",d"),
             ("MB", "mb", ",.0f"),
