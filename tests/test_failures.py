@@ -14,6 +14,7 @@ import dagster as dg
 import pytest
 
 from assets.bronze import bronze_assets, documents_assets
+from assets.conventions import RETRIES
 from resources import LandingZoneResource, MongoResource, PostgresResource
 from strata.generate import generate
 from tests.conftest import free_port
@@ -157,7 +158,10 @@ def test_postgres_restarted_mid_load_the_step_retries_and_completes_exactly(own_
 
     out, _ = child.communicate(timeout=300)
 
-    assert child.returncode == 0 and "retries 1" in out
+    # How many retries it takes depends on whether the server is back before the first jittered wait ends;
+    # that the step needed one and completed within the policy's is the behaviour.
+    retries = int(out.split("retries ", 1)[1])
+    assert child.returncode == 0 and 1 <= retries <= RETRIES
     with warehouse.connect() as conn:
         (rows,) = conn.execute(PARTITION_ROWS, (partition.split("|")[1],)).fetchone()
         statuses = {s for (s,) in conn.execute("SELECT status FROM ledger.loads")}
