@@ -182,6 +182,27 @@ def test_the_sensor_requests_the_wave_with_its_partition_range(instance):
     assert request.tags == {"strata/trigger": "reconcile", **day_range("2026-01-02", "2026-01-02")}
 
 
+def test_a_tick_after_nothing_happened_evaluates_nothing_and_a_new_materialization_evaluates_again(instance):
+    run(instance, [dim])
+    run(instance, [events], "2026-01-02")
+
+    def tick(cursor):
+        return reconciliation_sensor(
+            dg.build_sensor_context(instance=instance, definitions=DEFS, cursor=cursor)
+        )
+
+    first = tick(None)
+    quiet = tick(first.cursor)
+    run(instance, [events], "2026-01-03")
+    after_update = tick(first.cursor)
+
+    assert [r.asset_selection for r in first.run_requests] == [[DAILY, ROLLUP]]
+    assert isinstance(quiet, dg.SkipReason)
+    [request] = after_update.run_requests
+    assert request.tags == {"strata/trigger": "reconcile", **day_range("2026-01-02", "2026-01-03")}
+    assert after_update.cursor != first.cursor
+
+
 def requested(instance, cursor=None):
     result = dg.evaluate_automation_conditions(defs=DEFS, instance=instance, cursor=cursor)
     keys = {key.to_user_string() for key in GRAPH.get_all_asset_keys() if result.get_num_requested(key)}

@@ -17,9 +17,15 @@ partitioning, over the range of its stale partitions) rather than once per lande
 
 A request's run key is the staleness it answers. A failed refresh is not retried in a loop (the run-failure
 alert fires); the next upstream update retries it.
+
+Reading the event log every daemon loop made this sensor the largest load of an idle platform, and its result
+can only change when something does: its cursor keeps what it read last (the newest event log record, the runs
+in progress, the graph), and a tick where none of it moved evaluates nothing. Partition sets grow with the
+date, and a run deleted by hand takes its events along, so a full evaluation also runs every few minutes.
 """
 
 import hashlib
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -27,6 +33,9 @@ import dagster as dg
 
 from assets.automation.graph import is_automated, upstream_of
 from assets.conventions import EVERY_DAEMON_LOOP_SECONDS
+
+# A tick evaluates in full at least this often, whatever its cursor says.
+FULL_EVALUATION_SECONDS = 300
 
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -158,15 +167,35 @@ def find_stale(asset_graph, events: EventLog) -> dict[dg.AssetKey, Stale]:
     return stale
 
 
-def busy(instance: dg.DagsterInstance, asset_graph) -> tuple[set[dg.AssetKey], set[str]]:
-    """The assets targeted by a queued or running run (a run without an asset selection targets everything),
+def busy(runs: Iterable[dg.DagsterRun], asset_graph) -> tuple[set[dg.AssetKey], frozenset[str]]:
+    """The assets targeted by queued or running `runs` (a run without an asset selection targets everything),
     and the pools those runs take."""
     assets: set[dg.AssetKey] = set()
     pools: set[str] = set()
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS)):
+    for run in runs:
         assets |= run.asset_selection if run.asset_selection is not None else asset_graph.get_all_asset_keys()
         pools |= set(run.run_op_concurrency.all_pools or []) if run.run_op_concurrency else set()
-    return assets, pools
+    return assets, frozenset(pools)
+
+
+def _evaluation_state(instance: dg.DagsterInstance, asset_graph, in_progress: Iterable[dg.DagsterRun]) -> str:
+    """Everything a tick's outcome depends on, digested: equal digests, equal requests."""
+    graph = [
+        (
+            key.to_user_string(),
+            sorted(map(str, asset_graph.get(key).parent_keys)),
+            is_automated(asset_graph.get(key)),
+            repr(asset_graph.get(key).partitions_def),
+        )
+        for key in asset_graph.toposorted_asset_keys
+    ]
+    state = (
+        instance.event_log_storage.get_maximum_record_id(),
+        sorted(run.run_id for run in in_progress),
+        graph,
+        int(time.time() // FULL_EVALUATION_SECONDS),
+    )
+    return hashlib.sha1(repr(state).encode()).hexdigest()
 
 
 def plan_refresh(
@@ -223,11 +252,15 @@ def plan_refresh(
     default_status=dg.DefaultSensorStatus.RUNNING,
     asset_selection=dg.AssetSelection.all(),
 )
-def reconciliation_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+def reconciliation_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     asset_graph = context.repository_def.asset_graph
+    in_progress = context.instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS))
+    state = _evaluation_state(context.instance, asset_graph, in_progress)
+    if state == context.cursor:
+        return dg.SkipReason("nothing happened since the last evaluation")
     stale = find_stale(asset_graph, EventLog(context.instance))
-    requests = plan_refresh(asset_graph, stale, *busy(context.instance, asset_graph))
+    requests = plan_refresh(asset_graph, stale, *busy(in_progress, asset_graph))
     for request in requests:
         keys = ", ".join(k.to_user_string() for k in request.asset_keys)
         context.log.info(f"refreshing {keys} {request.partition_range or ''}".rstrip())
-    return dg.SensorResult(run_requests=[request.run_request() for request in requests])
+    return dg.SensorResult(run_requests=[request.run_request() for request in requests], cursor=state)
