@@ -42,8 +42,9 @@ lint: install
 
 # Two workers, a test file at a time each: the tests of a file share its expensive state (the running stack,
 # the demo's homes); the whole session shares one Postgres and the built sample pipeline (tests/conftest.py).
+# Files go out in collection order, the longest first (tests/conftest.py: LONGEST_MODULES).
 test: install lint
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 bench: install
 	$(BIN)/strata bench

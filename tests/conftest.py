@@ -108,6 +108,26 @@ def own_settings(strata_env: dict[str, str], tmp_path: Path) -> Settings:
     )
 
 
+# The modules that take longest, longest first (`make test` measures them: pytest's slowest durations). With
+# `--no-loadscope-reorder` xdist hands out test files in collection order, so the two workers start on these
+# and end on short files together, instead of one finishing a long module alone.
+LONGEST_MODULES = (
+    "test_automation_e2e.py",
+    "test_demo.py",
+    "test_reliability.py",
+    "test_kill_trials.py",
+    "test_silver_gold.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_MODULES.index(name) if name in LONGEST_MODULES else len(LONGEST_MODULES)
+
+    items.sort(key=rank)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Stop the session's services, once: in the only process, or in the xdist controller after its workers."""
     if hasattr(session.config, "workerinput"):
