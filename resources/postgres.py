@@ -10,6 +10,15 @@ import psycopg
 from psycopg import sql
 
 
+@contextmanager
+def serialized_ddl(conn: psycopg.Connection, lock: str) -> Iterator[psycopg.Connection]:
+    """A transaction holding the advisory lock named `lock`, for idempotent DDL: concurrent runs racing on
+    CREATE … IF NOT EXISTS fail on Postgres's catalog, so those sharing a lock run their DDL one at a time."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock,))
+        yield conn
+
+
 class PostgresResource(dg.ConfigurableResource):
     """Warehouse connections. `url` may hold a password: it comes from the environment and is never logged."""
 

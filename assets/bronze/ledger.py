@@ -18,6 +18,8 @@ from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from resources.postgres import serialized_ddl
+
 DDL = """
 CREATE SCHEMA IF NOT EXISTS ledger;
 CREATE TABLE IF NOT EXISTS ledger.loads (
@@ -103,8 +105,7 @@ def _q(template: str) -> sql.Composed:
 
 def ensure_schema(conn: psycopg.Connection) -> None:
     """Idempotent DDL; an advisory lock keeps concurrent runs from racing on CREATE IF NOT EXISTS."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('strata.ledger.ddl'))")
+    with serialized_ddl(conn, "strata.ledger.ddl"):
         conn.execute(DDL)
 
 

@@ -20,7 +20,8 @@ from psycopg.types.json import set_json_dumps
 
 from assets.bronze import ledger
 from assets.bronze.load import raw_json_dumps
-from assets.bronze.tables import QUARANTINE, SCHEMA, ensure_quarantine
+from assets.bronze.tables import BRONZE_DDL_LOCK, QUARANTINE, SCHEMA, ensure_quarantine
+from resources.postgres import serialized_ddl
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,7 @@ class Extract:
 
 def ensure_table(conn: psycopg.Connection, source: MongoSource) -> None:
     ensure_quarantine(conn)
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('strata.bronze.ddl'))")
+    with serialized_ddl(conn, BRONZE_DDL_LOCK):
         conn.execute(
             sql.SQL(
                 """CREATE TABLE IF NOT EXISTS {table} (

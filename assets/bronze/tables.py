@@ -7,6 +7,10 @@ import psycopg
 from psycopg import sql
 
 from assets.bronze.sources import Source
+from resources.postgres import serialized_ddl
+
+# Every DDL statement on the bronze schema, whichever source's: they share the schema's catalog entries.
+BRONZE_DDL_LOCK = "strata.bronze.ddl"
 
 SCHEMA = "bronze"
 LINEAGE_COLUMNS = ("load_id", "source_file", "record_number")
@@ -36,8 +40,7 @@ def table(source: Source) -> sql.Identifier:
 
 
 def ensure_quarantine(conn: psycopg.Connection) -> None:
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('strata.bronze.ddl'))")
+    with serialized_ddl(conn, BRONZE_DDL_LOCK):
         conn.execute("CREATE SCHEMA IF NOT EXISTS bronze")
         conn.execute(_QUARANTINE_DDL)
 
@@ -66,8 +69,7 @@ def ensure_tables(conn: psycopg.Connection, source: Source) -> None:
         sql.Identifier("record_hash")
     ]
     ensure_quarantine(conn)
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('strata.bronze.ddl'))")
+    with serialized_ddl(conn, BRONZE_DDL_LOCK):
         conn.execute(create)
         for f in source.fields:
             conn.execute(

@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 from assets.automation.conditions import scheduled
 from assets.conventions import OWNER
 from resources import PostgresResource
+from resources.postgres import serialized_ddl
 
 HISTORY = ["gold", "check_history"]
 PAGE = 5000
@@ -45,8 +46,7 @@ CREATE INDEX IF NOT EXISTS check_history_check_idx ON gold.check_history (asset_
 )
 def check_history(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
     with postgres.connect(autocommit=True) as conn:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('strata.gold.check_history'))")
+        with serialized_ddl(conn, "strata.gold.check_history"):
             conn.execute(_DDL)
         (after,) = conn.execute("SELECT max(storage_id) FROM gold.check_history").fetchone()
         added = 0
