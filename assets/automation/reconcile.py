@@ -180,14 +180,10 @@ def busy(runs: Iterable[dg.DagsterRun], asset_graph) -> tuple[set[dg.AssetKey], 
 
 def _evaluation_state(instance: dg.DagsterInstance, asset_graph, in_progress: Iterable[dg.DagsterRun]) -> str:
     """Everything a tick's outcome depends on, digested: equal digests, equal requests."""
+    nodes = [asset_graph.get(key) for key in asset_graph.toposorted_asset_keys]
     graph = [
-        (
-            key.to_user_string(),
-            sorted(map(str, asset_graph.get(key).parent_keys)),
-            is_automated(asset_graph.get(key)),
-            repr(asset_graph.get(key).partitions_def),
-        )
-        for key in asset_graph.toposorted_asset_keys
+        (str(node.key), sorted(map(str, node.parent_keys)), is_automated(node), repr(node.partitions_def))
+        for node in nodes
     ]
     state = (
         instance.event_log_storage.get_maximum_record_id(),
