@@ -57,11 +57,12 @@ class InterpreterDbtCliResource(DbtCliResource):
 
 
 def dbt_resource() -> DbtCliResource:
-    """dbt of the running interpreter's environment: found even when the venv is not on PATH."""
+    """dbt of the running interpreter's environment, found even when the venv is not on PATH, through
+    `strata-dbt` (strata.warm_dbt: the same CLI, started without its 3 s of imports)."""
     return InterpreterDbtCliResource(
         project_dir=dbt_project,
         profiles_dir=str(dbt_project.profiles_dir),
-        dbt_executable=str(Path(sys.executable).with_name("dbt")),
+        dbt_executable=str(Path(sys.executable).with_name("strata-dbt")),
     )
 
 
