@@ -25,7 +25,7 @@ import pytest
 from filelock import FileLock
 
 from resources import LandingZoneResource, MongoResource, PostgresResource, QdrantResource
-from strata import services
+from strata import services, warm_dbt
 from strata.config import Settings
 
 # Retries stay as many, their waits near zero (assets.conventions reads this when the definitions are built).
@@ -129,9 +129,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Stop the session's services, once: in the only process, or in the xdist controller after its workers."""
+    """Stop the session's services and the warm dbt server, once: in the only process, or in the xdist
+    controller after its workers."""
     if hasattr(session.config, "workerinput"):
         return
+    warm_dbt.stop()
     shared = session.config._tmp_path_factory.getbasetemp()
     if (shared / "postgres.port").exists():
         services.down(_session_settings(shared))

@@ -177,6 +177,20 @@ def state(warehouse: str, qdrant: Path) -> dict:
     return found
 
 
+def dbt_processes(home: Home) -> list[int]:
+    """The processes holding dbt's sessions with the warehouse, found by their end of the TCP connection."""
+    with psycopg.connect(home.warehouse) as conn:
+        ports = {
+            port
+            for (port,) in conn.execute(
+                "SELECT client_port FROM pg_stat_activity WHERE application_name = 'dbt'"
+            ).fetchall()
+        }
+    return sorted(
+        {c.pid for c in psutil.net_connections(kind="tcp") if c.pid and c.laddr and c.laddr.port in ports}
+    )
+
+
 def alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE  # a zombie is dead, only not reaped
@@ -349,6 +363,8 @@ def test_sigint_inside_a_dbt_build_cancels_the_run_and_kills_dbt(killed):
         demo = home.start_demo()
         demo.wait_for(lambda: active(home, DBT_WAITING), "dbt waiting for silver.video_users")
         children = [p.pid for p in psutil.Process(demo.process.pid).children(recursive=True)]
+        # dbt itself is a child of the warm dbt server (strata.warm_dbt), not of the demo.
+        dbt = dbt_processes(home)
         demo.process.send_signal(signal.SIGINT)
         code = demo.finish(timeout=60)
 
@@ -357,6 +373,11 @@ def test_sigint_inside_a_dbt_build_cancels_the_run_and_kills_dbt(killed):
     run_id = line.split()[4]
     assert run_status(home, run_id) == "CANCELED"
     assert children and not [pid for pid in children if alive(pid)]
+    deadline = time.monotonic() + 60
+    while [pid for pid in dbt if alive(pid)]:
+        assert time.monotonic() < deadline, f"dbt {dbt} outlived the demo"
+        time.sleep(0.1)
+    assert dbt
 
 
 def test_a_blocking_check_failure_makes_the_demo_exit_non_zero_and_nothing_is_built_on_it(killed):

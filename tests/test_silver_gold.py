@@ -392,14 +392,35 @@ def test_the_pii_salt_never_rests_in_sql_or_parse_state(built):
     assert SALT not in compiled and all(SALT.encode() not in state for state in parse_states)
 
 
-def test_full_refresh_is_run_config(built):
-    result = dg.materialize(
-        [built["assets"]["dbt_unpartitioned"]],
-        selection=dg.AssetSelection.assets(dg.AssetKey(["silver", "brands"])),
-        resources=built["resources"],
-        run_config=dg.RunConfig(ops={"dbt_unpartitioned": {"config": {"full_refresh": True}}}),
-    )
-    assert result.success
+def test_a_full_refresh_rebuilds_an_incremental_model_from_all_of_bronze(built):
+    """A row no bronze record produces (a session copied by hand) survives a partition run, which only
+    replaces its window; `full_refresh` in the run config rebuilds the table from every bronze partition."""
+    warehouse = built["resources"]["postgres"]
+    everything = "SELECT * FROM silver.video_sessions s ORDER BY s::text"
+    before = _rows(warehouse, everything)
+    with warehouse.connect() as conn:
+        conn.execute(
+            "INSERT INTO silver.video_sessions SELECT * FROM silver.video_sessions WHERE session_date > %s LIMIT 1",
+            (built["days"][0],),
+        )
+    sessions = dg.AssetSelection.assets(dg.AssetKey(["silver", "video_sessions"]))
+
+    def build(full_refresh: bool) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [built["assets"]["dbt_daily"]],
+            selection=sessions,
+            partition_key=built["days"][0],
+            resources=built["resources"],
+            run_config=dg.RunConfig(ops={"dbt_daily": {"config": {"full_refresh": full_refresh}}}),
+            raise_on_error=False,
+        )
+
+    partition_run = build(full_refresh=False)
+    after_partition_run = len(_rows(warehouse, everything))
+    full_refresh = build(full_refresh=True)
+
+    assert partition_run.all_node_events and after_partition_run == len(before) + 1
+    assert full_refresh.success and _rows(warehouse, everything) == before
 
 
 def test_each_warehouse_keeps_its_parse_state_so_dbt_parses_the_project_once_per_warehouse(built):

@@ -38,8 +38,8 @@ def runtime(monkeypatch) -> Iterator[Path]:
     try:
         yield folder
     finally:
+        warm_dbt.stop()
         for server in servers(folder):
-            server.terminate()
             server.wait(timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
 
