@@ -26,8 +26,10 @@ def _services(args: argparse.Namespace, settings: Settings) -> int:
 
 def _env(args: argparse.Namespace, settings: Settings) -> int:
     """Print `export` lines so a shell can run `dagster` or `dbt` against the same services. Secrets are
-    never printed: a generated one is read from its file by the shell; one set by the user is already set."""
+    never printed: a generated one is read from its file by the shell; one set by the user is already set; a URL
+    holding a password (one the user configured, or derived from one) is left out with a comment saying so."""
     import os
+    from urllib.parse import urlsplit
 
     from strata import services
 
@@ -35,6 +37,9 @@ def _env(args: argparse.Namespace, settings: Settings) -> int:
         if name in services.SECRETS:
             if not os.environ.get(name):
                 print(f'export {name}="$(cat {shlex.quote(str(settings.pii_salt_file))})"')
+            continue
+        if "://" in value and urlsplit(value).password:
+            print(f"# {name} holds a password: not printed (set it in the shell yourself)")
             continue
         print(f"export {name}={shlex.quote(value)}")
     return 0

@@ -96,14 +96,21 @@ def test_a_run_reported_failed_twice_posts_one_alert_on_its_first_failure(webhoo
     ]
 
 
-def test_without_a_webhook_alerts_are_only_logged(monkeypatch):
+def test_without_a_webhook_alerts_are_only_logged(monkeypatch, capfd):
     monkeypatch.delenv("STRATA_ALERT_WEBHOOK_URL", raising=False)
     instance = dg.DagsterInstance.ephemeral()
     dg.materialize([orders], instance=instance)
+    capfd.readouterr()
 
-    result = quality_alert_sensor(dg.build_sensor_context(instance=instance))
+    # A receiver listens, but nothing names it: nothing may reach it.
+    with webhook_receiver() as (_, received):
+        quality_alert_sensor(dg.build_sensor_context(instance=instance))
 
-    assert result is None  # alerts were produced (logged), nothing was posted
+    logged = [line for line in capfd.readouterr().err.splitlines() if " - ALERT " in line]
+    assert received == []
+    assert (
+        len(logged) == 1 and "ALERT :warning: Check `rows_positive` on `orders` failed (ERROR)" in logged[0]
+    )
 
 
 def test_freshness_falling_to_warn_posts_one_alert_and_recovering_posts_none(webhook):

@@ -69,6 +69,10 @@ def test_status_masks_passwords_and_env_never_prints_a_secret(home):
     ]
     # A secret set by the user is already in the shell; a generated one is read from its file by the shell.
     assert "pepper-42" not in exported.stdout and "STRATA_PII_SALT" not in exported.stdout
+    # URLs holding a password, the user's and the instance storage's derived from it, are left out.
+    assert "hunter2" not in exported.stdout and "s3cr3t" not in exported.stdout
+    assert "# STRATA_POSTGRES_URL holds a password: not printed" in exported.stdout
+    assert "# STRATA_DAGSTER_STORAGE_URL holds a password: not printed" in exported.stdout
     salt_file = home / "secrets" / "pii_salt"
     assert f'export STRATA_PII_SALT="$(cat {salt_file})"' in generated.stdout
     assert salt_file.read_text().strip() not in generated.stdout

@@ -384,9 +384,15 @@ def test_a_blocking_check_failure_makes_the_demo_exit_non_zero_and_nothing_is_bu
     home = killed["home"]
     # Someone copies a bronze row by hand: the next load's no_duplicate_records check (ERROR, blocking) fails.
     with psycopg.connect(home.warehouse) as conn:
-        conn.execute("INSERT INTO bronze.video_users SELECT * FROM bronze.video_users LIMIT 1")
-
-    failed = home.strata("demo")
+        (copy,) = conn.execute(
+            "INSERT INTO bronze.video_users SELECT * FROM bronze.video_users LIMIT 1 RETURNING ctid"
+        ).fetchone()
+    try:
+        failed = home.strata("demo")
+    finally:
+        # The module's other tests share the home: it goes back to a built one, whatever the order.
+        with psycopg.connect(home.warehouse) as conn:
+            conn.execute("DELETE FROM bronze.video_users WHERE ctid = %s::tid", (copy,))
 
     assert failed.returncode == 1, failed.stdout[-4000:]
     assert "bronze/video_users no_duplicate_records" in failed.stdout and "demo: FAILED" in failed.stdout

@@ -199,7 +199,8 @@ class Child:
             time.sleep(0.01)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        # The kill, not the end of the work, ended the child: it was still inside the phase seen above.
+        assert self.process.wait() == -signal.SIGKILL, f"the child ended by itself during {what}"
         self._out.close()
 
 
