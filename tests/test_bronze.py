@@ -241,3 +241,17 @@ def test_rerunning_every_partition_leaves_every_table_unchanged(loaded, warehous
     )
     assert unchanged == before
     assert table_checksums(warehouse, ignore={"attempts"}) == before
+    # The reload did load again: every bronze row once more.
+    reloaded_rows = sum(
+        m.metadata["rows_loaded"].value
+        for result in reloaded
+        for m in result.asset_materializations_for_node(result.all_node_events[0].node_name)
+    )
+    with warehouse.connect() as conn:
+        bronze_rows = sum(
+            conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("bronze", source))
+            ).fetchone()[0]
+            for source in FILE_SOURCES
+        )
+    assert reloaded_rows == bronze_rows > 0
