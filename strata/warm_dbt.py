@@ -1,8 +1,7 @@
 """`strata-dbt`: the dbt CLI without its start-up cost. dagster-dbt runs it as its dbt executable.
 
-A dbt process spends about 40 % of a small build's CPU before it does anything: importing dbt (mashumaro
-compiles a (de)serializer for every dataclass at import) and loading the Postgres adapter — 3 s of CPU per
-invocation on 2 cores. Here one server process per environment imports dbt once and forks one child per
+A dbt process spends a large part of a small build's CPU before it does anything: importing dbt (mashumaro
+compiles a (de)serializer for every dataclass at import) and loading the Postgres adapter. Here one server process per environment imports dbt once and forks one child per
 invocation. The child takes the client's stdin, stdout and stderr, working directory, environment and
 arguments, and then runs what `dbt` runs. Output, exit code and signals are the ones of plain `dbt`:
 
@@ -108,13 +107,11 @@ def _follow(conn: socket.socket) -> int:
 
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, forward)
-    message = b""
-    while len(message) < 1 + _CODE.size:
-        chunk = conn.recv(1 + _CODE.size - len(message))
-        if not chunk:
-            break
-        message += chunk
-    if message[:1] == EXITED and len(message) == 1 + _CODE.size:
+    try:
+        message = _receive(conn, 1 + _CODE.size)
+    except OSError:
+        message = b""
+    if message[:1] == EXITED:
         return _CODE.unpack(message[1:])[0]
     # The child died without a word: of the signal passed on to it, or of one sent to it directly (SIGKILL).
     died_of = forwarded[-1] if forwarded else signal.SIGKILL
@@ -198,7 +195,7 @@ def stop() -> None:
 
 
 # dbt validates its project, profile and every node's config against JSON schemas it builds from the
-# dataclasses on first use in each process: ~9 % of a warm invocation's CPU. Built here once, they are cached
+# dataclasses on first use in each process. Built here once, they are cached
 # (functools.lru_cache) for every child. A class a later dbt release moved is skipped: a colder start, no error.
 VALIDATED = {
     "dbt.contracts.project": ("Project", "ProjectFlags", "ProfileConfig", "PackageConfig", "Configuration"),
@@ -233,8 +230,8 @@ def _child(conn: socket.socket) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         header, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
-        (length,) = _HEADER.unpack(_read(conn, _HEADER.size - len(header), header))
-        request = json.loads(_read(conn, length))
+        (length,) = _HEADER.unpack(header + _receive(conn, _HEADER.size - len(header)))
+        request = json.loads(_receive(conn, length))
     except (OSError, ValueError, struct.error):
         os._exit(1)
     for target, fd in enumerate(fds):
@@ -255,12 +252,13 @@ def _child(conn: socket.socket) -> None:
     sys.exit(code)
 
 
-def _read(conn: socket.socket, size: int, start: bytes = b"") -> bytes:
-    data = start
-    while len(data) < len(start) + size:
-        chunk = conn.recv(len(start) + size - len(data))
+def _receive(conn: socket.socket, size: int) -> bytes:
+    """Exactly `size` bytes; OSError if the other end leaves first."""
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
         if not chunk:
-            raise OSError("the client left mid-request")
+            raise OSError("the other end left mid-message")
         data += chunk
     return data
 

@@ -96,7 +96,7 @@ def _build(
     # One source of truth for the warehouse: the Postgres resource's URL, handed to profiles.yml.
     environment = dbt_env(postgres.url, os.environ.get("STRATA_PII_SALT"))
     # dagster-dbt points dbt's file log into the invocation's target folder, removed after the build (the events
-    # are in Dagster's log): writing it at debug level cost ~6 % of a build's CPU.
+    # are in Dagster's log): written at debug level, it was CPU spent for nobody.
     environment["DBT_LOG_LEVEL_FILE"] = "none"
     # Unit tests check the SQL, not the data: they run in the test suite, not on every build.
     args = ["build", "--exclude-resource-type", "unit_test"]
