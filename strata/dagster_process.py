@@ -17,6 +17,7 @@ import httpx
 import psutil
 
 from strata.config import Settings
+from strata.services import port_in_use
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,6 +75,12 @@ def start(settings: Settings, env: dict[str, str], *, timeout: float = 120) -> s
     """Start `dagster dev` on 127.0.0.1 unless it already runs; wait until it answers; return its URL."""
     url = server_url(settings)
     if running_pid(settings) is None:
+        # Whatever answers there is not ours: waiting for it to answer would adopt another program's server.
+        if port_in_use(settings.dagster_port):
+            raise RuntimeError(
+                f"cannot start dagster dev: 127.0.0.1:{settings.dagster_port} is already in use "
+                "(set STRATA_DAGSTER_PORT to a free port)"
+            )
         log = (settings.logs_dir / "dagster-dev.log").open("ab")
         process = subprocess.Popen(
             [

@@ -88,7 +88,7 @@ class EmbeddedPostgres:
             # Left by a server that was killed: its pid is gone or a zombie nobody reaped.
             (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
         self._init()
-        if _port_in_use(self.port):
+        if port_in_use(self.port):
             raise RuntimeError(
                 f"cannot start embedded Postgres: 127.0.0.1:{self.port} is already in use "
                 "(set STRATA_POSTGRES_PORT to a free port, or STRATA_POSTGRES_URL to use that server)"
@@ -137,7 +137,7 @@ def _private_runtime_dir() -> None:
     os.environ["XDG_RUNTIME_DIR"] = str(private)
 
 
-def _port_in_use(port: int) -> bool:
+def port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 

@@ -192,3 +192,28 @@ def test_a_port_in_use_is_named_and_the_way_out_given(home):
     assert f"127.0.0.1:{port} is already in use" in str(refused.value)
     assert "STRATA_POSTGRES_PORT" in str(refused.value) and "STRATA_POSTGRES_URL" in str(refused.value)
     assert not [p for p in psutil.process_iter(["cmdline"]) if str(home) in " ".join(p.info["cmdline"] or [])]
+
+
+def test_a_dagster_port_in_use_is_named_and_no_dagster_is_started(home):
+    # Something that answers like a Dagster webserver: `strata up` must not take it for its own.
+    server = subprocess.Popen(
+        [sys.executable, "-u", "-m", "http.server", "--bind", "127.0.0.1", "0"],
+        cwd=home,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = int(server.stdout.readline().split(" port ")[1].split()[0])
+        settings = Settings.from_env({"STRATA_HOME": str(home), "STRATA_DAGSTER_PORT": str(port)})
+        (home / "server_info").write_text("{}")
+
+        with pytest.raises(RuntimeError) as refused:
+            dagster_process.start(settings, {})
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    assert str(refused.value) == (
+        f"cannot start dagster dev: 127.0.0.1:{port} is already in use (set STRATA_DAGSTER_PORT to a free port)"
+    )
+    assert dagster_process.running_pid(settings) is None and not (home / "dagster-dev.pid").exists()

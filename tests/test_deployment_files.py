@@ -1,14 +1,20 @@
-"""The deployment files validate offline: the compose file parses and documents its variables, and the
-Kubernetes run launcher / step executor configuration passes dagster-k8s's own config schema."""
+"""The deployment files validate offline: the compose file, rendered as `docker compose config` would render
+it, gives every platform container the variables the code reads and documents them; the Kubernetes run
+launcher / step executor configuration passes dagster-k8s's own config schema (the Dagster chart's JSON schema
+is not published to a package registry, so it cannot be fetched here)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import dagster as dg
+import pytest
 import yaml
 from dagster._config import process_config
 from dagster_k8s import K8sRunLauncher, k8s_job_executor
+
+from resources import QdrantResource
 
 REPO = Path(__file__).resolve().parent.parent
 PLATFORM = REPO / "platform"
@@ -18,24 +24,95 @@ def load(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
-def test_compose_file_parses_and_wires_every_service_with_the_strata_variables():
-    compose = load(PLATFORM / "compose.yaml")
-    services = compose["services"]
-    assert set(services) == {"postgres", "mongo", "qdrant", "code", "webserver", "daemon"}
-    for name in ("code", "webserver", "daemon"):
-        environment = services[name]["environment"]
-        assert {
-            "STRATA_POSTGRES_URL",
-            "STRATA_DAGSTER_STORAGE_URL",
-            "STRATA_MONGO_URL",
-            "STRATA_QDRANT_URL",
-        } <= set(environment), name
-        assert environment["STRATA_QDRANT_URL"] == "http://qdrant:6333"
-        assert environment["STRATA_DAGSTER_STORAGE_URL"].startswith("postgresql+psycopg2://")
-    workspace = load(PLATFORM / "compose" / "workspace.yaml")
-    server = workspace["load_from"][0]["grpc_server"]
-    assert server["host"] == "code" and str(server["port"]) in services["code"]["command"]
-    assert "strata.definitions" in services["code"]["command"]
+# Compose's interpolation (compose-spec, "Interpolation"): ${VAR}, ${VAR:-default}, ${VAR-default},
+# ${VAR:?error}, ${VAR?error}; `$$` is a literal dollar.
+INTERPOLATION = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?])([^}]*))?\}")
+
+
+def interpolate(value, env: dict[str, str]):
+    """The compose file's values as `docker compose config` renders them from `env`."""
+    if isinstance(value, dict):
+        return {key: interpolate(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, env) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, colon, operator, word = match.groups()
+        unset = name not in env or (colon == ":" and env[name] == "")
+        if not unset:
+            return env[name]
+        if operator == "?":
+            raise ValueError(f"required variable {name} is missing a value: {word}")
+        return word if operator == "-" else ""
+
+    return INTERPOLATION.sub(substitute, value)
+
+
+def rendered_compose(env: dict[str, str]) -> dict:
+    return interpolate(load(PLATFORM / "compose.yaml"), env)
+
+
+REQUIRED = {"STRATA_POSTGRES_PASSWORD": "s3cret", "STRATA_PII_SALT": "pepper"}
+PLATFORM_SERVICES = ("code", "webserver", "daemon")
+
+
+def env_references(node) -> set[str]:
+    """The variables a dagster.yaml reads (`{env: NAME}`)."""
+    if isinstance(node, dict):
+        found = {node["env"]} if isinstance(node.get("env"), str) else set()
+        return found.union(*(env_references(item) for item in node.values()))
+    if isinstance(node, list):
+        return set().union(*(env_references(item) for item in node))
+    return set()
+
+
+def test_compose_refuses_to_render_without_each_required_variable():
+    for missing in REQUIRED:
+        with pytest.raises(ValueError, match=f"required variable {missing} is missing"):
+            rendered_compose({k: v for k, v in REQUIRED.items() if k != missing})
+
+
+def test_every_platform_container_gets_every_variable_the_code_reads_and_embeds_nothing():
+    from strata import services
+    from strata.config import Settings
+    from strata.definitions import build_resources
+
+    compose = rendered_compose(REQUIRED)
+    services_ = compose["services"]
+    assert set(services_) == {"postgres", "mongo", "qdrant", "code", "webserver", "daemon"}
+    resource_variables = {
+        value.env_var_name
+        for resource in build_resources().values()
+        for value in vars(resource).values()
+        if isinstance(value, dg.EnvVar)
+    }
+    instance_variables = env_references(load(PLATFORM / "dagster.yaml"))
+    assert resource_variables and instance_variables
+    for name in PLATFORM_SERVICES:
+        environment = services_[name]["environment"]
+        assert resource_variables | instance_variables <= set(environment), name
+        # What a platform process derives from this environment is this environment: no service is embedded.
+        settings = Settings.from_env(environment)
+        derived = services.service_environment(settings)
+        assert {k: derived[k] for k in environment if k in derived} == {
+            k: v for k, v in environment.items() if k in derived
+        }, name
+        assert settings.pii_salt == "pepper" and "s3cret@postgres:5432" in settings.postgres_url
+        assert str(settings.landing_dir) in {v.split(":")[1] for v in services_[name]["volumes"]}
+    # The API key the Qdrant resource sends is the one the Qdrant server is given.
+    keyed = rendered_compose(REQUIRED | {"STRATA_QDRANT_API_KEY": "k3y"})
+    key_env = QdrantResource.model_fields["api_key_env"].default
+    assert keyed["services"]["code"]["environment"][key_env] == "k3y"
+    assert keyed["services"]["qdrant"]["environment"]["QDRANT__SERVICE__API_KEY"] == "k3y"
+    # The webserver and daemon reach the code server where it serves.
+    server = load(PLATFORM / "compose" / "workspace.yaml")["load_from"][0]["grpc_server"]
+    command = services_["code"]["command"]
+    assert server["host"] == "code" and command[command.index("-p") + 1] == str(server["port"])
+    assert command[command.index("-m") + 1] == "strata.definitions"
 
 
 def test_every_variable_the_compose_file_interpolates_is_documented():

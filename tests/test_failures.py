@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -17,7 +18,7 @@ from assets.bronze import bronze_assets, documents_assets
 from assets.conventions import RETRIES
 from resources import LandingZoneResource, MongoResource, PostgresResource
 from strata.generate import generate
-from tests.conftest import free_port
+from tests.conftest import free_port, scratch_database
 from tests.test_bronze import table_checksums
 
 TWEETS = next(a for a in bronze_assets if a.key.path[-1] == "tweets")
@@ -81,23 +82,46 @@ CHILD = textwrap.dedent(
 )
 
 
+# Backends waiting for the lock a partition's load takes (assets.bronze.load.load_partition): an advisory lock
+# on two int4 keys shows its keys as classid and objid, with objsubid 2.
+WAITING_FOR_THE_PARTITION = """
+    SELECT count(*) FROM pg_locks
+    WHERE locktype = 'advisory' AND NOT granted AND objsubid = 2
+      AND classid = hashtext(%(source)s)::oid AND objid = hashtext(%(partition)s)::oid"""
+
+
 @pytest.mark.slow
-def test_the_same_partition_materialized_twice_at_once_ends_as_one_run_would(warehouse, tmp_path: Path):
+def test_the_same_partition_materialized_twice_at_once_ends_as_one_run_would(strata_env, tmp_path: Path):
     landing = tmp_path / "landing"
     manifest = generate(landing, scale=20, days=1, sources=["social_posts"])
     partition = "2026-11-01|instagram"
-    args = [warehouse.url, (tmp_path / "mongo").as_uri(), str(landing), partition]
-    env = {**os.environ}
+    key = {"source": "social_posts", "partition": partition}
 
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, *args], env=env) for _ in range(2)]
-    assert [child.wait(timeout=300) for child in children] == [0, 0]
-    concurrent = table_checksums(warehouse, ignore={"attempts"})
+    def run(database: PostgresResource) -> subprocess.Popen:
+        args = [database.url, (tmp_path / "mongo").as_uri(), str(landing), partition]
+        return subprocess.Popen([sys.executable, "-c", CHILD, *args], env={**os.environ})
 
-    subprocess.run([sys.executable, "-c", CHILD, *args], env=env, check=True, timeout=300)
+    with (
+        scratch_database(strata_env, "t_two_loads_at_once") as concurrent,
+        scratch_database(strata_env, "t_one_load") as alone,
+    ):
+        # The test holds the partition's lock until both runs wait for it: both have found the same files
+        # pending and are inside the load at once, whatever their start-up times.
+        with concurrent.transaction() as gate:
+            gate.execute("SELECT pg_advisory_xact_lock(hashtext(%(source)s), hashtext(%(partition)s))", key)
+            children = [run(concurrent), run(concurrent)]
+            deadline = time.monotonic() + 300
+            with concurrent.connect(autocommit=True) as watcher:
+                while watcher.execute(WAITING_FOR_THE_PARTITION, key).fetchone()[0] < 2:
+                    assert all(child.poll() is None for child in children), "a run ended without waiting"
+                    assert time.monotonic() < deadline, "the two runs never waited for the partition together"
+                    time.sleep(0.05)
+        assert [child.wait(timeout=300) for child in children] == [0, 0]
+        assert run(alone).wait(timeout=300) == 0
 
-    assert table_checksums(warehouse, ignore={"attempts"}) == concurrent
-    with warehouse.connect() as conn:
-        (rows,) = conn.execute(PARTITION_ROWS, (partition.split("|")[1],)).fetchone()
+        assert table_checksums(concurrent, ignore={"attempts"}) == table_checksums(alone, ignore={"attempts"})
+        with concurrent.connect() as conn:
+            (rows,) = conn.execute(PARTITION_ROWS, (partition.split("|")[1],)).fetchone()
     assert rows == manifest["sources"]["social_posts"]["partitions"][partition]["bronze_rows"]
 
 

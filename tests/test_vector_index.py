@@ -7,8 +7,10 @@ exactly which rows change; the chain from the sample drop is covered end to end 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -47,10 +49,16 @@ def documents() -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def index(warehouse: PostgresResource, tmp_path_factory):
+def model() -> EmbeddingModelResource:
+    return EmbeddingModelResource(batch_size=32)
+
+
+def reset_documents(warehouse: PostgresResource) -> None:
+    """`silver.content_documents` holding exactly `documents()`."""
     with warehouse.connect() as conn:
         conn.execute(
             """CREATE SCHEMA IF NOT EXISTS silver;
+               DROP TABLE IF EXISTS silver.content_documents;
                CREATE TABLE silver.content_documents (document_key text PRIMARY KEY, source_type text, content_text text,
                    network text, account_id text, created_date date, engagement bigint)"""
         )
@@ -58,10 +66,37 @@ def index(warehouse: PostgresResource, tmp_path_factory):
             cur.executemany(
                 "INSERT INTO silver.content_documents VALUES (%s, %s, %s, %s, %s, %s, %s)", documents()
             )
+
+
+@pytest.fixture(scope="module")
+def synced_store(warehouse: PostgresResource, model, tmp_path_factory) -> Path:
+    """A local Qdrant store holding the index of `documents()`, built once; each test works on a copy of it."""
+    reset_documents(warehouse)
+    store = tmp_path_factory.mktemp("synced") / "qdrant"
+    materialize({"postgres": warehouse, "qdrant": QdrantResource(url=store.as_uri()), "embedder": model})
+    return store
+
+
+@pytest.fixture
+def empty(warehouse: PostgresResource, model, tmp_path: Path) -> dict:
+    """The documents table and a Qdrant store that has never been synced."""
+    reset_documents(warehouse)
     return {
         "postgres": warehouse,
-        "qdrant": QdrantResource(url=tmp_path_factory.mktemp("qdrant").as_uri()),
-        "embedder": EmbeddingModelResource(batch_size=32),
+        "qdrant": QdrantResource(url=(tmp_path / "qdrant").as_uri()),
+        "embedder": model,
+    }
+
+
+@pytest.fixture
+def index(warehouse: PostgresResource, model, synced_store: Path, tmp_path: Path) -> dict:
+    """The documents table and a Qdrant store in sync with it: the state after a first sync, whatever ran before."""
+    reset_documents(warehouse)
+    shutil.copytree(synced_store, tmp_path / "qdrant")
+    return {
+        "postgres": warehouse,
+        "qdrant": QdrantResource(url=(tmp_path / "qdrant").as_uri()),
+        "embedder": model,
     }
 
 
@@ -81,14 +116,14 @@ def run_checks(resources: dict) -> dict[str, bool]:
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
 
-def test_first_sync_embeds_every_document_and_a_topic_query_finds_its_topic(index):
-    first = materialize(index)
+def test_first_sync_embeds_every_document_and_a_topic_query_finds_its_topic(empty):
+    first = materialize(empty)
 
-    hits = search(index["qdrant"], index["embedder"], "my dog and my kitten", limit=5)
+    hits = search(empty["qdrant"], empty["embedder"], "my dog and my kitten", limit=5)
 
     assert (first["dagster/row_count"], first["embedded"], first["deleted"]) == (100, 100, 0)
     assert [hit.document_key.split(":")[2].rstrip("0123456789") for hit in hits] == ["pets"] * 5
-    assert run_checks(index) == {"postgres_qdrant_consistent": True, "vectors_match_the_model": True}
+    assert run_checks(empty) == {"postgres_qdrant_consistent": True, "vectors_match_the_model": True}
 
 
 def test_filters_restrict_results_by_network_account_and_date(index):
@@ -168,21 +203,21 @@ def test_a_model_change_reembeds_every_document(index, warehouse):
             conn, client, index["embedder"], local=True, model_version="a-retrained-model==2.0"
         )
 
-    assert result.embedded == result.documents == 99
+    assert result.embedded == result.documents == 100
 
 
 @pytest.mark.skipif(
     not os.environ.get("STRATA_TEST_QDRANT_URL"),
     reason="no Qdrant server here: set STRATA_TEST_QDRANT_URL=http://host:6333 to exercise the server path",
 )
-def test_the_same_sync_and_search_run_against_a_qdrant_server(index, warehouse):
+def test_the_same_sync_and_search_run_against_a_qdrant_server(empty, warehouse):
     from assets.vector.content_index import sync_index
 
     server = QdrantResource(url=os.environ["STRATA_TEST_QDRANT_URL"])
     collection = f"strata_test_{uuid.uuid4().hex[:8]}"
     with warehouse.connect() as conn, server.client() as client:
         try:
-            result = sync_index(conn, client, index["embedder"], local=server.is_local, collection=collection)
+            result = sync_index(conn, client, empty["embedder"], local=server.is_local, collection=collection)
             indexed = set(client.get_collection(collection).payload_schema)
         finally:
             client.delete_collection(collection)
@@ -194,9 +229,7 @@ def test_strata_search_prints_ranked_json_results(index):
     import json
     import subprocess
     import sys
-    from pathlib import Path
 
-    materialize(index)  # the index is in sync (nothing to embed when the earlier tests ran)
     env = {**os.environ, "STRATA_QDRANT_URL": index["qdrant"].url}
     strata = str(Path(sys.executable).with_name("strata"))
     out = subprocess.run(
