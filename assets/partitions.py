@@ -1,13 +1,12 @@
 """Partitioning, said once: the partitions definitions every partitioned asset shares, the networks, and one
 codec for partition keys (`2026-11-03` or `2026-11-03|youtube`) and for the windows and ranges of runs.
 
-Partitions begin on `STRATA_PARTITIONS_START` (default 2026-11-01, the first day of the sample data): a day
-before it can hold no data, so the UI never counts it as missing. Files dated before it are refused at landing.
+Partitions begin on the configured start day (`Settings.partitions_start`, default 2026-11-01, the first day of
+the sample data); files dated before it are refused at landing.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -15,29 +14,17 @@ from typing import Literal
 
 import dagster as dg
 
+from strata.config import Settings
+
 NETWORKS = ("youtube", "instagram", "tiktok", "facebook", "snapchat", "x")
-START_ENV = "STRATA_PARTITIONS_START"
-DEFAULT_START = "2026-11-01"
 
 Partitioning = Literal["date_network", "daily", "none"]
 PARTITIONINGS: tuple[Partitioning, ...] = ("date_network", "daily", "none")
 
 
-def partitions_start() -> date:
-    """The first day of every daily partitioning (read when the definitions are built)."""
-    value = os.environ.get(START_ENV) or DEFAULT_START
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError(f"{START_ENV}={value!r} is not a date (YYYY-MM-DD)") from exc
-
-
-def _daily() -> dg.DailyPartitionsDefinition:
-    # end_offset=1: today's partition exists while today's files land.
-    return dg.DailyPartitionsDefinition(start_date=partitions_start().isoformat(), end_offset=1)
-
-
-DAILY = _daily()
+START = Settings.from_env().partitions_start
+# end_offset=1: today's partition exists while today's files land.
+DAILY = dg.DailyPartitionsDefinition(start_date=START.isoformat(), end_offset=1)
 DATE_NETWORK = dg.MultiPartitionsDefinition(
     {"date": DAILY, "network": dg.StaticPartitionsDefinition(NETWORKS)}
 )
@@ -87,7 +74,7 @@ def in_range(day: str, *, today: date) -> bool:
         value = date.fromisoformat(day)
     except ValueError:
         return False
-    return partitions_start() <= value <= today + timedelta(days=1)
+    return START <= value <= today + timedelta(days=1)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Small Dagster resources, the same code against embedded and real servers. They know nothing of assets."""
 
+from resources.alerts import AlertWebhookResource
 from resources.embeddings import EmbeddingModelResource
 from resources.landing import LandingZoneResource
 from resources.mongo import MongoResource
@@ -7,6 +8,7 @@ from resources.postgres import PostgresResource
 from resources.qdrant import QdrantResource
 
 __all__ = [
+    "AlertWebhookResource",
     "EmbeddingModelResource",
     "LandingZoneResource",
     "MongoResource",

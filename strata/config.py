@@ -8,8 +8,9 @@ so resources always receive a concrete URL through `EnvVar` and never decide the
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,23 +27,44 @@ class Settings:
     qdrant_url: str | None
     dagster_port: int
     pii_salt: str | None
+    # Read when the definitions are built: the first day of every daily partitioning (a day before it can hold
+    # no data, so the UI never counts it as missing), the default freshness windows, and a factor on every
+    # retry delay (the test suite sets it near zero and still asserts how many retries happened).
+    partitions_start: date
+    freshness_warn_hours: float
+    freshness_fail_hours: float
+    retry_delay_scale: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+
+        def parsed(name: str, default: str, parse: Callable[[str], object], kind: str):
+            value = env.get(name) or default
+            try:
+                return parse(value)
+            except ValueError as exc:
+                raise ValueError(f"{name}={value!r} is not {kind}") from exc
+
         home = Path(env.get("STRATA_HOME") or ".strata").expanduser().absolute()
         landing = env.get("STRATA_LANDING_DIR")
         return cls(
             home=home,
             landing_dir=Path(landing).expanduser().absolute() if landing else home / "landing",
             postgres_url=env.get("STRATA_POSTGRES_URL") or None,
-            postgres_port=int(env.get("STRATA_POSTGRES_PORT") or 55432),
+            postgres_port=parsed("STRATA_POSTGRES_PORT", "55432", int, "a port number"),
             dagster_storage_url=env.get("STRATA_DAGSTER_STORAGE_URL") or None,
             mongo_url=env.get("STRATA_MONGO_URL") or None,
             mongo_database=env.get("STRATA_MONGO_DATABASE") or "strata",
             qdrant_url=env.get("STRATA_QDRANT_URL") or None,
-            dagster_port=int(env.get("STRATA_DAGSTER_PORT") or 3000),
+            dagster_port=parsed("STRATA_DAGSTER_PORT", "3000", int, "a port number"),
             pii_salt=env.get("STRATA_PII_SALT") or None,
+            partitions_start=parsed(
+                "STRATA_PARTITIONS_START", "2026-11-01", date.fromisoformat, "a date (YYYY-MM-DD)"
+            ),
+            freshness_warn_hours=parsed("STRATA_FRESHNESS_WARN_HOURS", "4", float, "a number of hours"),
+            freshness_fail_hours=parsed("STRATA_FRESHNESS_FAIL_HOURS", "24", float, "a number of hours"),
+            retry_delay_scale=parsed("STRATA_RETRY_DELAY_SCALE", "1", float, "a number"),
         )
 
     @property

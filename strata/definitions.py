@@ -15,6 +15,7 @@ from assets.observability.quality import check_history, data_quality_dashboard
 from assets.transform import dbt_assets, dbt_resource
 from assets.vector.content_index import content_index, vector_checks
 from resources import (
+    AlertWebhookResource,
     EmbeddingModelResource,
     LandingZoneResource,
     MongoResource,
@@ -32,7 +33,8 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "qdrant": QdrantResource(url=dg.EnvVar("STRATA_QDRANT_URL")),
         "embedder": EmbeddingModelResource(),
         "landing": LandingZoneResource(root=dg.EnvVar("STRATA_LANDING_DIR")),
-        "dbt": dbt_resource(),
+        "dbt": dbt_resource(pii_salt=dg.EnvVar("STRATA_PII_SALT")),
+        "alerts": AlertWebhookResource(),
     }
 
 

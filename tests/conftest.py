@@ -275,7 +275,7 @@ def built_pipeline(strata_env, tmp_path_factory) -> tuple[Path, dict]:
                     "postgres": postgres,
                     "mongo": mongo,
                     "landing": LandingZoneResource(root=str(base / "landing")),
-                    "dbt": dbt_resource(),
+                    "dbt": dbt_resource(PII_SALT),
                 }
                 runs = [
                     _summary(run, result)
@@ -302,7 +302,7 @@ def pipeline(strata_env, built_pipeline, request, tmp_path_factory) -> Iterator[
                 "postgres": postgres,
                 "mongo": MongoResource(url=(copy / "mongo").as_uri(), database_name="strata"),
                 "landing": LandingZoneResource(root=str(copy / "landing")),
-                "dbt": dbt_resource(),
+                "dbt": dbt_resource(PII_SALT),
             },
             manifest=built["manifest"],
             runs=tuple(
@@ -384,13 +384,13 @@ class Stack:
 def stack() -> Iterator[Stack]:
     """One `strata up` for the session's end-to-end tests, settled on the sample drop before the first of them.
     A test that restarts it leaves it running and settled."""
-    from assets.observability.alerts import WEBHOOK_ENV
+    from resources import AlertWebhookResource
     from strata.dagster_api import Dagster
 
     home = Path(tempfile.mkdtemp(prefix="strata-stack-"))
     receiver = webhook_receiver()
     port, alerts = receiver.__enter__()
-    env = isolated_env(home) | {WEBHOOK_ENV: f"http://127.0.0.1:{port}/alerts"}
+    env = isolated_env(home) | {AlertWebhookResource().url_env: f"http://127.0.0.1:{port}/alerts"}
     try:
         # Two days of the sample drop: a backlog of every source over every network, at under a third of the cost.
         up = subprocess.run(

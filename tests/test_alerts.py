@@ -11,14 +11,17 @@ import dagster as dg
 import pytest
 
 from assets.observability.alerts import quality_alert_sensor, run_failure_alert
+from resources import AlertWebhookResource
 from tests.conftest import webhook_receiver
+
+ALERTS = {"alerts": AlertWebhookResource()}
 
 
 @pytest.fixture
 def webhook(monkeypatch) -> Iterator[list[tuple[str, bytes]]]:
     """The alerts' webhook, pointed at a local receiver: the (path, body) of each POST received."""
     with webhook_receiver() as (port, received):
-        monkeypatch.setenv("STRATA_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{port}/hook")
+        monkeypatch.setenv(ALERTS["alerts"].url_env, f"http://127.0.0.1:{port}/hook")
         yield received
 
 
@@ -42,9 +45,9 @@ def test_a_failed_error_check_posts_one_alert_and_is_not_repeated(webhook):
     instance = dg.DagsterInstance.ephemeral()
     dg.materialize([orders], instance=instance)
 
-    context = dg.build_sensor_context(instance=instance)
+    context = dg.build_sensor_context(resources=ALERTS, instance=instance)
     quality_alert_sensor(context)
-    again = dg.build_sensor_context(instance=instance, cursor=context.cursor)
+    again = dg.build_sensor_context(resources=ALERTS, instance=instance, cursor=context.cursor)
     quality_alert_sensor(again)
 
     alerts = [json.loads(body) for _, body in webhook]
@@ -59,6 +62,7 @@ def test_a_failed_run_posts_an_alert_with_the_error(webhook):
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
 
     context = dg.build_run_status_sensor_context(
+        resources=ALERTS,
         sensor_name="run_failure_alert",
         dagster_instance=instance,
         dagster_run=result.dagster_run,
@@ -82,6 +86,7 @@ def test_a_run_reported_failed_twice_posts_one_alert_on_its_first_failure(webhoo
     for failure in failures:
         run_failure_alert(
             dg.build_run_status_sensor_context(
+                resources=ALERTS,
                 sensor_name="run_failure_alert",
                 dagster_instance=instance,
                 dagster_run=result.dagster_run,
@@ -97,14 +102,14 @@ def test_a_run_reported_failed_twice_posts_one_alert_on_its_first_failure(webhoo
 
 
 def test_without_a_webhook_alerts_are_only_logged(monkeypatch, capfd):
-    monkeypatch.delenv("STRATA_ALERT_WEBHOOK_URL", raising=False)
+    monkeypatch.delenv(ALERTS["alerts"].url_env, raising=False)
     instance = dg.DagsterInstance.ephemeral()
     dg.materialize([orders], instance=instance)
     capfd.readouterr()
 
     # A receiver listens, but nothing names it: nothing may reach it.
     with webhook_receiver() as (_, received):
-        quality_alert_sensor(dg.build_sensor_context(instance=instance))
+        quality_alert_sensor(dg.build_sensor_context(resources=ALERTS, instance=instance))
 
     logged = [line for line in capfd.readouterr().err.splitlines() if " - ALERT " in line]
     assert received == []
@@ -128,7 +133,7 @@ def test_freshness_falling_to_warn_posts_one_alert_and_recovering_posts_none(web
             state_change_timestamp=time.time(),
         )
     )
-    context = dg.build_sensor_context(instance=instance)
+    context = dg.build_sensor_context(resources=ALERTS, instance=instance)
     quality_alert_sensor(context)
     instance.report_runless_asset_event(
         FreshnessStateChange(
@@ -138,7 +143,7 @@ def test_freshness_falling_to_warn_posts_one_alert_and_recovering_posts_none(web
             state_change_timestamp=time.time(),
         )
     )
-    quality_alert_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor))
+    quality_alert_sensor(dg.build_sensor_context(resources=ALERTS, instance=instance, cursor=context.cursor))
 
     alerts = [json.loads(body)["text"] for _, body in webhook]
     assert alerts == [":hourglass: `gold/account_daily_engagement` freshness PASS → WARN"]

@@ -217,7 +217,7 @@ def reference(strata_env, tmp_path_factory) -> dict:
             # The drop's campaigns, which `strata generate` wrote into the home's Mongo store.
             "mongo": MongoResource(url=(home.path / "mongo").as_uri(), database_name="strata"),
             "landing": LandingZoneResource(root=str(home.path / "landing")),
-            "dbt": dbt_resource(),
+            "dbt": dbt_resource(PII_SALT),
             "qdrant": QdrantResource(url=(store / "qdrant").as_uri()),
             "embedder": EmbeddingModelResource(),
         }

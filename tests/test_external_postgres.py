@@ -70,11 +70,10 @@ def external_postgres() -> Iterator[str]:
 
 
 def test_bronze_to_gold_runs_on_a_separate_postgres_given_only_by_url_and_never_leaks_its_password(
-    external_postgres: str, tmp_path: Path, monkeypatch
+    external_postgres: str, tmp_path: Path
 ):
     from assets.transform import dbt_resource
 
-    monkeypatch.setenv("STRATA_PII_SALT", "external-test-salt")
     landing = tmp_path / "landing"
     mongo = MongoResource(url=(tmp_path / "mongo").as_uri())
     with mongo.database() as database:
@@ -84,7 +83,7 @@ def test_bronze_to_gold_runs_on_a_separate_postgres_given_only_by_url_and_never_
         "postgres": PostgresResource(url=external_postgres),
         "mongo": mongo,
         "landing": LandingZoneResource(root=str(landing)),
-        "dbt": dbt_resource(),
+        "dbt": dbt_resource("external-test-salt"),
     }
     results = [result for _, result in build(resources, keys_in("bronze", "silver", "gold"))]
 

@@ -52,6 +52,7 @@ MARK = "strata-kill-trial"
 
 CHILD = textwrap.dedent(
     f"""
+    import os
     import sys
     import dagster as dg
     from resources import EmbeddingModelResource, LandingZoneResource, MongoResource, PostgresResource, QdrantResource
@@ -67,7 +68,7 @@ CHILD = textwrap.dedent(
     elif scenario == "dbt":
         from assets.transform import dbt_assets, dbt_resource
         assets = [a for a in dbt_assets if a.op.name == "dbt_date_network"]
-        resources = {{"postgres": postgres, "dbt": dbt_resource()}}
+        resources = {{"postgres": postgres, "dbt": dbt_resource(os.environ["STRATA_PII_SALT"])}}
     else:
         from assets.vector.content_index import content_index
         assets, partition = [content_index], None

@@ -41,13 +41,14 @@ from hypothesis import Phase, event, example, given, settings
 from hypothesis import strategies as st
 
 from assets.bronze.factory import bronze_assets
-from assets.observability.alerts import WEBHOOK_ENV, run_failure_alert
+from assets.observability.alerts import run_failure_alert
 from assets.transform.env import dbt_env
 from assets.transform.project import DBT_PROJECT_DIR, dbt_project
 from assets.vector.content_index import content_index, read_documents, vector_checks
 from assets.vector.search import COLLECTION
 from assets.vector.sync import stored_points
 from resources import (
+    AlertWebhookResource,
     EmbeddingModelResource,
     LandingZoneResource,
     MongoResource,
@@ -55,9 +56,10 @@ from resources import (
     QdrantResource,
 )
 from strata.generate import cdc, generate
-from tests.conftest import build, free_port, keys_in, scratch_database, webhook_receiver
+from tests.conftest import PII_SALT, build, free_port, keys_in, scratch_database, webhook_receiver
 
 BRONZE = {a.key.path[-1]: a for a in bronze_assets}
+ALERTS = {"alerts": AlertWebhookResource()}
 DAY_1, DAY_2 = "2026-11-01", "2026-11-02"
 INDEX = content_index.op.name
 # The index's RetryPolicy: 3 retries, exponential from 5 s (waits of 5, 15 and 35 s).
@@ -214,7 +216,7 @@ def test_qdrant_store_held_by_another_process_fails_only_the_index_which_catches
     store = Path(urlsplit(index_store.url).path)
     resources = {
         "postgres": warehouse,
-        "dbt": transform.dbt_resource(),
+        "dbt": transform.dbt_resource(PII_SALT),
         "qdrant": index_store,
         "embedder": EmbeddingModelResource(),
     }
@@ -241,7 +243,7 @@ def test_qdrant_server_refusing_connections_fails_only_the_index_which_catches_u
     port = free_port()
     resources = {
         "postgres": warehouse,
-        "dbt": transform.dbt_resource(),
+        "dbt": transform.dbt_resource(PII_SALT),
         "qdrant": QdrantResource(url=f"http://127.0.0.1:{port}"),
         "embedder": EmbeddingModelResource(),
     }
@@ -336,7 +338,7 @@ def test_secrets_given_through_the_environment_appear_nowhere_runs_are_recorded(
         monkeypatch.setenv(name, value)
 
     with webhook_receiver() as (port, alerts), dg.instance_for_test() as instance:
-        monkeypatch.setenv(WEBHOOK_ENV, f"http://127.0.0.1:{port}/hooks/{secret['hook-token']}")
+        monkeypatch.setenv(ALERTS["alerts"].url_env, f"http://127.0.0.1:{port}/hooks/{secret['hook-token']}")
         # The code location loading under `dagster dev` prepares the dbt project with this environment.
         dbt_project.preparer.prepare(dbt_project)
         loads = [
@@ -368,6 +370,7 @@ def test_secrets_given_through_the_environment_appear_nowhere_runs_are_recorded(
             failure = next(e for e in failed.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
             run_failure_alert(
                 dg.build_run_status_sensor_context(
+                    resources=ALERTS,
                     sensor_name="run_failure_alert",
                     dagster_instance=instance,
                     dagster_run=failed.dagster_run,
@@ -495,7 +498,7 @@ def test_cdc_files_landing_in_any_order_and_batching_end_as_the_final_state(
             "postgres": cdc_warehouse,
             "mongo": MongoResource(url=Path(scratch, "mongo").as_uri()),  # unused: no Mongo copy of CDC
             "landing": LandingZoneResource(root=str(root)),
-            "dbt": transform.dbt_resource(),
+            "dbt": transform.dbt_resource(PII_SALT),
         }
         landed: list[str] = []
         for batch in batches:

@@ -1,33 +1,13 @@
-"""Alerts: a failed run, a failed ERROR-severity check, or an asset whose freshness degrades.
-
-Every alert is logged; when STRATA_ALERT_WEBHOOK_URL is set it is also posted there as a Slack-compatible
-JSON message (`text` plus a `blocks` section). The URL is read when an alert is sent and never logged.
-"""
-
-import os
+"""The sensors that raise alerts: a failed run, a failed ERROR-severity check, or an asset whose freshness
+degrades. Where an alert goes is the `alerts` resource's business (resources.alerts)."""
 
 import dagster as dg
-import httpx
 from dagster._core.definitions.freshness import FreshnessState
 from dagster._core.events import DagsterEventType
 
-WEBHOOK_ENV = "STRATA_ALERT_WEBHOOK_URL"
+from resources import AlertWebhookResource
+
 MAX_ALERTS_PER_TICK = 20
-
-
-def send_alert(log, text: str) -> bool:
-    """Log the alert and post it to the webhook if one is configured. Returns whether it was posted."""
-    log.warning(f"ALERT {text}")
-    url = os.environ.get(WEBHOOK_ENV)
-    if not url:
-        return False
-    message = {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
-    try:
-        httpx.post(url, json=message, timeout=10).raise_for_status()
-    except httpx.HTTPError as exc:
-        log.error(f"alert webhook failed: {type(exc).__name__}")
-        return False
-    return True
 
 
 @dg.run_failure_sensor(
@@ -36,7 +16,7 @@ def send_alert(log, text: str) -> bool:
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=15,
 )
-def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
+def run_failure_alert(context: dg.RunFailureSensorContext, alerts: AlertWebhookResource) -> None:
     run = context.dagster_run
     reason = context.failure_event.message or "no message"
     # A run whose worker died can be reported failed twice, by the code server that launched it and by run
@@ -45,7 +25,7 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
     if first is not None and first.dagster_event != context.failure_event:
         context.log.info(f"run {run.run_id} reported failed again ({reason}): alerted on its first failure")
         return
-    send_alert(context.log, f":red_circle: Run `{run.run_id}` of `{run.job_name}` failed: {reason}")
+    alerts.send(context.log, f":red_circle: Run `{run.run_id}` of `{run.job_name}` failed: {reason}")
 
 
 @dg.sensor(
@@ -54,7 +34,9 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=15,
 )
-def quality_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason | None:
+def quality_alert_sensor(
+    context: dg.SensorEvaluationContext, alerts: AlertWebhookResource
+) -> dg.SkipReason | None:
     after = int(context.cursor) if context.cursor else None
     records = []
     for event_type in (DagsterEventType.ASSET_CHECK_EVALUATION, DagsterEventType.FRESHNESS_STATE_CHANGE):
@@ -62,14 +44,14 @@ def quality_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason |
             dg.EventRecordsFilter(event_type=event_type, after_cursor=after), limit=1000, ascending=True
         )
     records.sort(key=lambda record: record.storage_id)
-    alerts = [text for record in records if (text := _alert_text(record))]
-    for text in alerts[:MAX_ALERTS_PER_TICK]:
-        send_alert(context.log, text)
-    if len(alerts) > MAX_ALERTS_PER_TICK:
-        send_alert(context.log, f"... and {len(alerts) - MAX_ALERTS_PER_TICK} more quality alerts")
+    texts = [text for record in records if (text := _alert_text(record))]
+    for text in texts[:MAX_ALERTS_PER_TICK]:
+        alerts.send(context.log, text)
+    if len(texts) > MAX_ALERTS_PER_TICK:
+        alerts.send(context.log, f"... and {len(texts) - MAX_ALERTS_PER_TICK} more quality alerts")
     if records:
         context.update_cursor(str(records[-1].storage_id))
-    return None if alerts else dg.SkipReason("no failed ERROR checks or freshness degradation")
+    return None if texts else dg.SkipReason("no failed ERROR checks or freshness degradation")
 
 
 def _alert_text(record: dg.EventLogRecord) -> str | None:

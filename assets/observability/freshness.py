@@ -1,26 +1,27 @@
 """One freshness policy for the tables users depend on, applied once in the composition root.
 
-Windows come from STRATA_FRESHNESS_WARN_HOURS / STRATA_FRESHNESS_FAIL_HOURS (defaults 4 h and 24 h), read
-when the definitions are built; an asset that sets its own policy keeps it.
+Windows come from the settings (`freshness_warn_hours`, `freshness_fail_hours`: 4 h and 24 h unless configured),
+read when the definitions are built; an asset that sets its own policy keeps it.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from datetime import timedelta
 
 import dagster as dg
+
+from strata.config import Settings
 
 # Bronze sources, gold marts and the vector index: what people query and what alerts should watch.
 FRESH_LAYERS = ("bronze", "gold", "vector")
 
 
 def default_freshness_policy() -> dg.FreshnessPolicy:
-    warn = float(os.environ.get("STRATA_FRESHNESS_WARN_HOURS") or 4)
-    fail = float(os.environ.get("STRATA_FRESHNESS_FAIL_HOURS") or 24)
+    settings = Settings.from_env()
     return dg.FreshnessPolicy.time_window(
-        fail_window=timedelta(hours=fail), warn_window=timedelta(hours=warn)
+        fail_window=timedelta(hours=settings.freshness_fail_hours),
+        warn_window=timedelta(hours=settings.freshness_warn_hours),
     )
 
 

@@ -44,7 +44,10 @@ class InterpreterDbtCliResource(DbtCliResource):
     """dbt of the running interpreter's environment, started without dagster-dbt's per-invocation preparations,
     which cost a run 4.7 s on 2 cores: the version comes from the installed package instead of a
     `dbt --version` subprocess, and no dbt adapter is built in this process (it parses every macro of dbt to
-    count rows; `_build` counts them through the warehouse resource instead)."""
+    count rows; `_build` counts them through the warehouse resource instead). It carries the PII salt dbt's
+    sessions hash with (macros/pii.sql), so that it reaches dbt's process and nothing else."""
+
+    pii_salt: str | None = None
 
     @cached_property
     def _cli_version(self) -> version.Version:
@@ -56,13 +59,14 @@ class InterpreterDbtCliResource(DbtCliResource):
         return None
 
 
-def dbt_resource() -> DbtCliResource:
+def dbt_resource(pii_salt: str | None = None) -> InterpreterDbtCliResource:
     """dbt of the running interpreter's environment, found even when the venv is not on PATH, through
-    `strata-dbt` (strata.warm_dbt: the same CLI, started without its 3 s of imports)."""
+    `strata-dbt` (strata.warm_dbt: the same CLI, started without re-importing dbt)."""
     return InterpreterDbtCliResource(
         project_dir=dbt_project,
         profiles_dir=str(dbt_project.profiles_dir),
         dbt_executable=str(Path(sys.executable).with_name("strata-dbt")),
+        pii_salt=pii_salt,
     )
 
 
@@ -88,13 +92,16 @@ def window_vars(context: dg.AssetExecutionContext) -> dict[str, Any]:
 
 def _build(
     context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
+    dbt: InterpreterDbtCliResource,
     postgres: PostgresResource,
     config: DbtRunConfig,
     partitioning: str,
 ) -> Iterator:
     # One source of truth for the warehouse: the Postgres resource's URL, handed to profiles.yml.
-    environment = dbt_env(postgres.url, os.environ.get("STRATA_PII_SALT"))
+    environment = dbt_env(postgres.url, dbt.pii_salt)
+    if dbt.pii_salt:
+        # macros/pii.sql refuses to compile a hash without it; the hash itself takes the session setting.
+        environment["STRATA_PII_SALT"] = dbt.pii_salt
     # dagster-dbt points dbt's file log into the invocation's target folder, removed after the build (the events
     # are in Dagster's log): written at debug level, it was CPU spent for nobody.
     environment["DBT_LOG_LEVEL_FILE"] = "none"
@@ -110,24 +117,24 @@ def _build(
         variables = window_vars(context)
         context.log.info(f"dbt partition window: {variables}")
         environment |= window_env(variables)
-    # dagster-dbt hands os.environ to the dbt process and renders the profile from it for the row counts: the
-    # variables are set for this invocation only, never left for later steps of the same process.
     target = (
         dbt_project.project_dir
         / dbt_project.target_path
         / (f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}")
     )
     reuse_partial_parse(target, environment)
+    # dagster-dbt hands dbt's process a copy of os.environ, taken when it starts the process: the variables
+    # (the salt among them) are in os.environ only while that happens, never seen by later work in this process.
     with scoped_environ(environment):
         invocation = dbt.cli(args, context=context, target_path=target)
-        try:
-            with postgres.connect(autocommit=True) as conn:
-                for event in invocation.stream():
-                    yield with_row_count(conn, invocation.manifest, event)
-            publish_partial_parse(invocation.target_path, environment)
-        finally:
-            # Each invocation writes its own target folder; its events are in Dagster's log already.
-            shutil.rmtree(invocation.target_path, ignore_errors=True)
+    try:
+        with postgres.connect(autocommit=True) as conn:
+            for event in invocation.stream():
+                yield with_row_count(conn, invocation.manifest, event)
+        publish_partial_parse(invocation.target_path, environment)
+    finally:
+        # Each invocation writes its own target folder; its events are in Dagster's log already.
+        shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 
 def with_row_count(conn: psycopg.Connection, manifest: dict, event):
@@ -177,7 +184,7 @@ def _dbt_assets_for(partitioning: str) -> dg.AssetsDefinition:
     )
     def models(
         context: dg.AssetExecutionContext,
-        dbt: DbtCliResource,
+        dbt: InterpreterDbtCliResource,
         postgres: PostgresResource,
         config: DbtRunConfig,
     ):
