@@ -39,6 +39,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	cd dbt && ../$(BIN)/sqlfluff lint models --nocolor --processes 2
+	$(BIN)/dg check defs
 
 # Two workers, a test file at a time each: the tests of a file share its expensive state (the running stack,
 # the demo's homes); the whole session shares one Postgres and the built sample pipeline (tests/conftest.py).
