@@ -11,9 +11,9 @@ from strata.config import Settings
 OWNER = "team:data-platform"
 RETRIES = 3
 
-# Dagster's daemons evaluate sensors in loops of at least 5 s. A sensor whose minimum interval is exactly 5 s
-# skips every other loop whenever a loop starts a hair early (measured: half the landing sensor's gaps were
-# 10 s), so the sensors that move data ask for less, which means every loop.
+# Dagster's daemons evaluate sensors in loops. A sensor whose minimum interval equals the loop's length skips
+# every other loop whenever a loop starts a hair early, so the sensors that move data ask for less than a loop,
+# which means every loop.
 EVERY_DAEMON_LOOP_SECONDS = 1
 
 

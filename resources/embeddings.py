@@ -3,7 +3,7 @@
 torch and sentence-transformers take seconds to import, so they load on the first `encode`, never while
 Dagster loads the code location. A run that needs the model starts loading it in the background as the run
 starts, so that the load overlaps the run's earlier steps (a chain's bronze load and dbt builds) instead of
-delaying its index step by ≈ 9 s. The loaded model is kept for the process: Dagster gives every run a fresh copy
+delaying its index step. The loaded model is kept for the process: Dagster gives every run a fresh copy
 of its resources, and a process running several runs (`strata demo`, the tests) would otherwise load it again
 for each.
 

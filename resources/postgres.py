@@ -48,7 +48,7 @@ class PostgresResource(dg.ConfigurableResource):
         """Stream `rows` into `table` with COPY; returns the row count.
 
         With `types` (Postgres type names, one per column) the binary format is used: the server skips text
-        parsing, which is what lets a Python loader keep up with `psql \\copy` (see STACK-NOTES).
+        parsing, which is what lets a Python loader keep up with `psql \\copy`.
         """
         statement = sql.SQL("COPY {} ({}) FROM STDIN{}").format(
             table,

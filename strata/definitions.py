@@ -52,7 +52,7 @@ defs = dg.Definitions(
         pool_watch,
     ],
     resources=build_resources(),
-    # Runs hold one step or a short chain; running steps in the run's own process saves ≈ 2.5 s of
-    # subprocess start-up per step on two cores (STACK-NOTES).
+    # Runs hold one step or a short chain: running its steps in the run's own process saves a subprocess start
+    # (and a code-location load) per step.
     executor=dg.in_process_executor,
 )

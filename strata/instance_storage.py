@@ -2,9 +2,9 @@
 
 Outside the webserver, dagster-postgres opens a connection for every statement (SQLAlchemy's NullPool), so that
 many DagsterInstances in one process never pile connections up. A Strata process has one instance, and the churn
-is what costs: a `strata up` landing files opened ≈ 54 connections a second (`pg_stat_database.sessions`) — the
-daemon's loops and every event a run writes — each a backend forked, authenticated and warmed (≈ 7 ms), on the
-same two cores as the runs. Each storage here keeps the pool the webserver gets: one connection held, more
+is what costs: a `strata up` landing files opens dozens of connections a second (`pg_stat_database.sessions`
+shows them) — the daemon's loops and every event a run writes — each a backend forked, authenticated and
+warmed, on the same cores as the runs. Each storage here keeps the pool the webserver gets: one connection held, more
 while threads contend; a connection is checked before use, so a restarted server is simply reconnected.
 
 platform/dagster.yaml names these classes; their configuration is dagster-postgres' own.

@@ -1,7 +1,7 @@
 """Reconciliation: every automated asset, or partition, that is older than its upstream gets refreshed.
 
 Eager automation can miss an update: an upstream materialized again while the downstream run was in flight,
-or an event committed during a tick (STACK-NOTES; dagster-io/dagster#24650). It also only looks at the latest
+or an event committed during a tick (dagster-io/dagster#24650). It also only looks at the latest
 time partition, so a back-dated file would never cascade. This sensor reads the event log instead.
 
 A materialization is older than its upstream when an upstream materialization landed after the run that

@@ -42,7 +42,7 @@ class DbtRunConfig(dg.Config):
 
 class InterpreterDbtCliResource(DbtCliResource):
     """dbt of the running interpreter's environment, started without dagster-dbt's per-invocation preparations,
-    which cost a run 4.7 s on 2 cores: the version comes from the installed package instead of a
+    which every run would pay for: the version comes from the installed package instead of a
     `dbt --version` subprocess, and no dbt adapter is built in this process (it parses every macro of dbt to
     count rows; `_build` counts them through the warehouse resource instead). It carries the PII salt dbt's
     sessions hash with (macros/pii.sql), so that it reaches dbt's process and nothing else."""

@@ -52,14 +52,14 @@ def _sources(project_dir: Path) -> Iterator[Path]:
 
 # Under `dagster dev` the manifest is re-parsed on load when a model changed; elsewhere it must be prepared
 # first (Makefile, tests). Not on every load, as dagster-dbt's `prepare_if_dev` does: every run worker inherits
-# the dev environment and loads the code location, and a parse added 8 s to the start of each run on 2 cores.
+# the dev environment and loads the code location, and would start with a whole parse of the project.
 if using_dagster_dev() and manifest_is_stale(dbt_project):
     dbt_project.preparer.prepare(dbt_project)
 
 
 def partial_parse_of(environment: Mapping[str, str]) -> Path:
     """Where the parse state of one warehouse is kept. dbt hashes the connection (host, port, user, database)
-    into `partial_parse.msgpack` and re-parses the whole project when it differs — 4 s of CPU on 2 cores — so
+    into `partial_parse.msgpack` and re-parses the whole project when it differs, so
     processes building into different warehouses (the tests; a dev and a prod target) each keep their own."""
     connection = "|".join(environment.get(name, "") for name in CONNECTION_VARIABLES)
     key = hashlib.sha256(connection.encode()).hexdigest()[:16]

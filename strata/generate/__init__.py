@@ -1,6 +1,6 @@
 """Deterministic sample data for every Strata source, with injected faults and a manifest of truths.
 
-`generate` writes a landing drop (layout in DESIGN.md section 4) and `manifest.json`, which states exactly
+`generate` writes a landing drop (layout: README, "The landing contract") and `manifest.json`, which states exactly
 what a correct loader must read, load, quarantine and deduplicate. Same arguments, same bytes.
 """
 
