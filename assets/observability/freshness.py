@@ -6,7 +6,6 @@ read when the definitions are built; an asset that sets its own policy keeps it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 
 import dagster as dg
@@ -25,7 +24,7 @@ def default_freshness_policy() -> dg.FreshnessPolicy:
     )
 
 
-def with_default_freshness(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+def with_default_freshness(defs: dg.Definitions) -> dg.Definitions:
     policy = default_freshness_policy()
 
     def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
@@ -33,4 +32,4 @@ def with_default_freshness(assets: Sequence[dg.AssetsDefinition]) -> list[dg.Ass
             return spec
         return dg.apply_freshness_policy(spec, policy, overwrite_existing=False)
 
-    return dg.map_asset_specs(apply, assets)
+    return defs.map_asset_specs(func=apply)

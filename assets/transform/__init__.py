@@ -10,4 +10,6 @@ from assets.transform.assets import dbt_assets_list, dbt_resource
 
 dbt_assets: list[dg.AssetsDefinition] = dbt_assets_list
 
-__all__ = ["dbt_assets", "dbt_resource"]
+defs = dg.Definitions(assets=dbt_assets)
+
+__all__ = ["dbt_assets", "dbt_resource", "defs"]
