@@ -20,11 +20,11 @@ from typing import Any
 
 import dagster as dg
 import psycopg
-from dagster_dbt import DbtCliResource, dbt_assets
+from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 from packaging import version
 from psycopg import sql
 
-from assets.partitions import PARTITIONS_DEFS, window
+from assets.partitions import PARTITIONINGS, PARTITIONS_DEFS, Partitioning, window
 from assets.transform.env import dbt_env
 from assets.transform.project import dbt_project, publish_partial_parse, reuse_partial_parse
 from assets.transform.translator import StrataDbtTranslator
@@ -92,6 +92,7 @@ def window_vars(context: dg.AssetExecutionContext) -> dict[str, Any]:
 
 def _build(
     context: dg.AssetExecutionContext,
+    project: DbtProject,
     dbt: InterpreterDbtCliResource,
     postgres: PostgresResource,
     config: DbtRunConfig,
@@ -118,8 +119,8 @@ def _build(
         context.log.info(f"dbt partition window: {variables}")
         environment |= window_env(variables)
     target = (
-        dbt_project.project_dir
-        / dbt_project.target_path
+        project.project_dir
+        / project.target_path
         / (f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}")
     )
     reuse_partial_parse(target, environment)
@@ -164,13 +165,13 @@ def scoped_environ(variables: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _dbt_assets_for(partitioning: str) -> dg.AssetsDefinition:
+def _dbt_assets_for(project: DbtProject, partitioning: Partitioning) -> dg.AssetsDefinition:
     """The models of one partitioning, with its partitions definition and single-run backfills."""
     partitioned = partitioning != "none"
 
     @dbt_assets(
-        manifest=dbt_project.manifest_path,
-        project=dbt_project,
+        manifest=project.manifest_path,
+        project=project,
         select=f"config.meta.dagster.partitioning:{partitioning}" if partitioned else "fqn:*",
         exclude=None if partitioned else PARTITIONED_SELECTION,
         name=f"dbt_{partitioning}" if partitioned else "dbt_unpartitioned",
@@ -188,9 +189,15 @@ def _dbt_assets_for(partitioning: str) -> dg.AssetsDefinition:
         postgres: PostgresResource,
         config: DbtRunConfig,
     ):
-        yield from _build(context, dbt, postgres, config, partitioning)
+        yield from _build(context, project, dbt, postgres, config, partitioning)
 
     return models
 
 
-dbt_assets_list: list[dg.AssetsDefinition] = [_dbt_assets_for(p) for p in ("date_network", "daily", "none")]
+def build_dbt_assets(project: DbtProject) -> list[dg.AssetsDefinition]:
+    """Every model, seed and snapshot of a parsed dbt project as assets, one `@dbt_assets` per partitioning; keys,
+    groups, owners and automation come from the dbt config (StrataDbtTranslator)."""
+    return [_dbt_assets_for(project, partitioning) for partitioning in PARTITIONINGS]
+
+
+dbt_assets_list: list[dg.AssetsDefinition] = build_dbt_assets(dbt_project)

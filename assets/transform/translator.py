@@ -13,16 +13,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator
 
 from assets.automation import refresh_condition
 from assets.conventions import OWNER
+from assets.partitions import PARTITIONINGS, Partitioning
 
-Partitioning = Literal["date_network", "daily", "none"]
-PARTITIONINGS: tuple[Partitioning, ...] = ("date_network", "daily", "none")
 AUTOMATED_LAYERS = ("silver", "gold")
 _MODEL_TYPES = ("model", "snapshot", "seed")
 
