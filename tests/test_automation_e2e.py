@@ -151,6 +151,42 @@ def test_every_error_check_of_the_pipeline_passed(stack):
     } <= {c["asset"] for c in errors}
 
 
+def test_runs_sharing_a_pool_never_overlapped_on_the_running_platform(stack):
+    """The instance admits one run per pool at a time (platform/dagster.yaml): on the running stack, the runs
+    whose steps take the same pool ran one after another, and every pool was taken."""
+    import dagster as dg
+
+    from strata.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    pool_of_step = {
+        defs.get_assets_def(key).op.name: pool
+        for key in graph.materializable_asset_keys
+        for pool in graph.get(key).pools or ()
+    }
+    with psycopg.connect(stack.storage) as conn:
+        steps = conn.execute(
+            """SELECT DISTINCT e.run_id, e.step_key, r.start_time, r.end_time
+               FROM event_logs e JOIN runs r USING (run_id)
+               WHERE e.dagster_event_type = %s AND r.end_time IS NOT NULL""",
+            (dg.DagsterEventType.STEP_START.value,),
+        ).fetchall()
+    held: dict[str, list[tuple[float, float, str]]] = {}
+    for run_id, step, started, ended in steps:
+        if step in pool_of_step:
+            held.setdefault(pool_of_step[step], []).append((started, ended, run_id))
+    # Sorted by start, two spans of a pool overlap only if some consecutive two do.
+    overlapping = [
+        (pool, earlier[2], later[2])
+        for pool, spans in held.items()
+        for earlier, later in zip(sorted(spans), sorted(spans)[1:], strict=False)
+        if later[0] < earlier[1]
+    ]
+
+    assert set(held) == set(pool_of_step.values()) == {"dbt_date_network", "dbt_daily", "dbt_none", "qdrant"}
+    assert overlapping == []
+
+
 def post_line(post_id: str, likes: int, text: str, day: str = "2026-11-09") -> bytes:
     record = {
         "post_id": post_id,
