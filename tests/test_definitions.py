@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from strata.definitions import defs
+from strata.definitions import build_resources, defs
 
 REPO = Path(__file__).resolve().parent.parent
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.txt"
@@ -166,3 +166,94 @@ def test_runs_that_only_rebuild_on_a_cron_tick_what_was_built_are_cron_repeats()
     ]
 
     assert [r["runId"] for r in cron_repeats(runs)] == ["tick-1", "tick-2"]
+
+
+PODCAST_MODEL = """\
+{{
+    config(
+        materialized='incremental',
+        unique_key=['episode_id'],
+        meta={'dagster': {'partitioning': 'daily'}, 'partition_columns': {'date': 'published_date'}},
+    )
+}}
+
+-- One row per episode: the latest load wins.
+
+with latest as (
+    {{ latest_load_wins(source('bronze', 'podcast_episodes'), 'episode_id', where=partition_filter('partition_date')) }}
+)
+
+select
+    episode_id,
+    partition_date as published_date,
+    {{ json_text('raw', 'title') }} as title,
+    load_id,
+    record_number
+from latest
+"""
+
+PODCAST_MODEL_YML = """\
+version: 2
+
+models:
+  - name: podcast_episodes
+    description: One row per podcast episode.
+    columns:
+      - name: episode_id
+        data_tests: [unique, not_null]
+"""
+
+
+def test_a_source_added_as_one_entry_with_its_dbt_model_joins_the_graph_with_its_checks(tmp_path):
+    """README "How to add a source": the configuration entry, the dbt source line, the model and its yml."""
+    from dagster_dbt import DbtProject
+
+    from assets.bronze.factory import build_bronze_asset
+    from assets.bronze.sources import Field, Source
+    from assets.partitions import DAILY
+    from assets.transform.assets import build_dbt_assets
+    from assets.transform.project import DBT_PROJECT_DIR
+
+    podcasts = Source(
+        name="podcast_episodes",
+        domain="podcasts",
+        description="Podcast episodes, one JSON object per line.",
+        patterns=("podcasts/episodes/date={date}/*.jsonl",),
+        format="jsonl",
+        partitioning="daily",
+        natural_key=("episode_id",),
+        fields=(Field("episode_id", "text"),),
+    )
+    project_dir = tmp_path / "dbt"
+    shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
+    sources_yml = project_dir / "models" / "sources.yml"
+    sources_yml.write_text(
+        sources_yml.read_text().replace(
+            "    tables:\n",
+            "    tables:\n      - name: podcast_episodes\n        description: Podcast episodes.\n",
+            1,
+        )
+    )
+    (project_dir / "models" / "silver" / "podcasts").mkdir()
+    (project_dir / "models" / "silver" / "podcasts" / "podcast_episodes.sql").write_text(PODCAST_MODEL)
+    (project_dir / "models" / "silver" / "podcasts" / "podcast_episodes.yml").write_text(PODCAST_MODEL_YML)
+    project = DbtProject(project_dir=project_dir, profiles_dir=project_dir)
+    project.preparer.prepare(project)
+
+    graph = dg.Definitions(
+        assets=[build_bronze_asset(podcasts), *build_dbt_assets(project)], resources=build_resources()
+    ).resolve_asset_graph()
+
+    bronze, silver = dg.AssetKey(["bronze", "podcast_episodes"]), dg.AssetKey(["silver", "podcast_episodes"])
+    checks = {key: set() for key in (bronze, silver)}
+    for check in graph.asset_check_keys:
+        if check.asset_key in checks:
+            checks[check.asset_key].add(check.name)
+    assert checks == {
+        bronze: {"accounted", "no_duplicate_records", "quarantine_rate", "schema_drift"},
+        silver: {"unique_podcast_episodes_episode_id", "not_null_podcast_episodes_episode_id"},
+    }
+    assert graph.get(silver).parent_keys == {bronze}
+    assert graph.get(bronze).group_name == graph.get(silver).group_name == "podcasts"
+    assert graph.get(bronze).partitions_def == graph.get(silver).partitions_def == DAILY
+    assert graph.get(silver).automation_condition is not None

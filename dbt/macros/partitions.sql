@@ -47,13 +47,26 @@
 {%- endmacro %}
 
 {#-
-  Pre-hook of the incremental models: clear the run's window before delete+insert, inside the model's
-  transaction, so a partition whose rows vanished from bronze is emptied too and a re-run is idempotent.
+  The pre-hook of every model (dbt_project.yml). An incremental model names the columns its partitions are cut
+  by in meta.partition_columns: {'date': …} for daily models, {'date': …, 'network': …} for date × network ones.
+  The hook clears the run's window of those columns before delete+insert, inside the model's transaction, so a
+  partition whose rows vanished from bronze is emptied too and a re-run is idempotent. A table, a first build or
+  a full refresh has nothing to clear: the hook renders nothing and dbt skips it.
 -#}
-{% macro delete_partition_window(date_column, network_column=none) -%}
-    {%- if is_incremental() and _window_value('partition_start') is not none -%}
-        delete from {{ this }} where {{ partition_filter(date_column, network_column) }}
-    {%- else -%}
-        select 1
+{% macro delete_partition_window() -%}
+    {%- set meta = config.get('meta') or {} -%}
+    {%- set partitioning = (meta.get('dagster') or {}).get('partitioning', 'none') -%}
+    {%- set columns = meta.get('partition_columns') or {} -%}
+    {#- Without its network column a date × network model would lose the window's days on every network. -#}
+    {%- if config.get('materialized') == 'incremental' and partitioning != 'none' and (
+        'date' not in columns or ('network' in columns) != (partitioning == 'date_network')
+    ) -%}
+        {{ exceptions.raise_compiler_error(
+            model.unique_id ~ ": meta.partition_columns must be {'date': …} for a daily model and"
+            ~ " {'date': …, 'network': …} for a date_network one (this model is " ~ partitioning ~ ")"
+        ) }}
+    {%- endif -%}
+    {%- if is_incremental() and 'date' in columns and _window_value('partition_start') is not none -%}
+        delete from {{ this }} where {{ partition_filter(columns['date'], columns.get('network')) }}
     {%- endif -%}
 {%- endmacro %}

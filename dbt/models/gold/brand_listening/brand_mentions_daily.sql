@@ -1,11 +1,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key=['mention_date', 'brand_tag'],
-        on_schema_change='fail',
-        pre_hook="{{ delete_partition_window('mention_date') }}",
-        meta={'dagster': {'partitioning': 'daily'}},
+        meta={'dagster': {'partitioning': 'daily'}, 'partition_columns': {'date': 'mention_date'}},
     )
 }}
 

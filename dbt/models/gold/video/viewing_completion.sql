@@ -1,11 +1,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key=['session_date', 'subscription_tier'],
-        on_schema_change='fail',
-        pre_hook="{{ delete_partition_window('session_date') }}",
-        meta={'dagster': {'partitioning': 'daily'}},
+        meta={'dagster': {'partitioning': 'daily'}, 'partition_columns': {'date': 'session_date'}},
     )
 }}
 

@@ -2,15 +2,8 @@
 
 -- One row per ambassador (latest load wins). Name, email and social handles are PII: only salted hashes pass.
 
-with ranked as (
-    select
-        user_id,
-        joined_at,
-        raw,
-        load_id,
-        record_number,
-        row_number() over (partition by user_id order by load_id desc, record_number desc) as row_rank
-    from {{ source('bronze', 'ambassadors') }}
+with latest as (
+    {{ latest_load_wins(source('bronze', 'ambassadors'), 'user_id') }}
 )
 
 select
@@ -25,5 +18,4 @@ select
     ), 0) as program_count,
     load_id,
     record_number
-from ranked
-where row_rank = 1
+from latest

@@ -1,29 +1,15 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key=['tweet_id'],
-        on_schema_change='append_new_columns',
-        pre_hook="{{ delete_partition_window('tweet_date') }}",
-        meta={'dagster': {'partitioning': 'daily'}},
+        meta={'dagster': {'partitioning': 'daily'}, 'partition_columns': {'date': 'tweet_date'}},
     )
 }}
 
 -- Brand-listening tweets, one row per status id (the latest load wins). The author's name is PII: hashed.
 
-with ranked as (
-    select
-        partition_date,
-        tweet_id,
-        created_at,
-        raw,
-        load_id,
-        record_number,
-        row_number() over (
-            partition by tweet_id order by load_id desc, record_number desc
-        ) as row_rank
-    from {{ source('bronze', 'tweets') }}
-    where {{ partition_filter('partition_date') }}
+with latest as (
+    {{ latest_load_wins(source('bronze', 'tweets'), 'tweet_id', where=partition_filter('partition_date')) }}
 )
 
 select
@@ -45,8 +31,8 @@ select
         from
             jsonb_array_elements(
                 case
-                    when jsonb_typeof(ranked.raw #> '{entities,hashtags}') = 'array'
-                        then ranked.raw #> '{entities,hashtags}'
+                    when jsonb_typeof(latest.raw #> '{entities,hashtags}') = 'array'
+                        then latest.raw #> '{entities,hashtags}'
                     else '[]'::jsonb
                 end
             ) as tag (entry)
@@ -55,5 +41,4 @@ select
     ) as hashtags,
     load_id,
     record_number
-from ranked
-where row_rank = 1
+from latest

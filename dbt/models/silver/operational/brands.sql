@@ -21,14 +21,8 @@ with events as (
         or header__change_oper in ('I', 'U', 'D')
 ),
 
-ranked as (
-    select
-        *,
-        row_number() over (
-            partition by brand_id
-            order by change_seq desc nulls last, load_id desc, record_number desc
-        ) as event_rank
-    from events
+latest as (
+    {{ latest_load_wins('events', 'brand_id', version_column='change_seq') }}
 )
 
 select
@@ -42,7 +36,5 @@ select
     coalesce(change_oper, 'L') as last_change_oper,
     change_seq as last_change_seq,
     changed_at as last_changed_at
-from ranked
-where
-    event_rank = 1
-    and change_oper is distinct from 'D'
+from latest
+where change_oper is distinct from 'D'

@@ -2,19 +2,12 @@
 
 -- Campaign documents of the operational MongoDB, latest version per campaign_id (by updated_at, then load).
 
-with ranked as (
-    select
-        campaign_id,
-        updated_at,
-        raw,
-        load_id,
-        record_number,
-        row_number() over (
-            partition by campaign_id
-            order by updated_at desc nulls last, load_id desc, record_number desc
-        ) as version_rank,
-        count(*) over (partition by campaign_id) as versions_seen
-    from {{ source('bronze', 'mongo_campaigns') }}
+with latest as (
+    {{
+        latest_load_wins(
+            source('bronze', 'mongo_campaigns'), 'campaign_id', version_column='updated_at', count_versions=true
+        )
+    }}
 )
 
 select
@@ -27,5 +20,4 @@ select
     left({{ json_text('raw', 'end_date') }}, 10)::date as end_date,
     updated_at,
     versions_seen
-from ranked
-where version_rank = 1
+from latest

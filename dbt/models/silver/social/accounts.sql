@@ -11,7 +11,11 @@
 -- first snapshot the account is missing from (it disappeared). Versions still in the latest snapshot are
 -- current. Rebuilt from all snapshots in bronze, so a late or re-loaded day is never applied out of order.
 
-with snapshot_rows as (
+with latest as (
+    {{ latest_load_wins(source('bronze', 'social_accounts'), ['account_id', 'partition_date']) }}
+),
+
+snapshot_rows as (
     select
         partition_date as snapshot_date,
         account_id,
@@ -22,17 +26,13 @@ with snapshot_rows as (
         {{ parse_count("raw ->> 'followers'") }} as followers,
         {{ parse_count("raw ->> 'following'") }} as following,
         (raw ->> 'created_at')::timestamptz as account_created_at,
-        row_number() over (
-            partition by account_id, partition_date
-            order by load_id desc, record_number desc
-        ) as row_rank,
         md5(
             concat_ws(
                 '|', network, handle, raw ->> 'display_name', raw ->> 'category', raw ->> 'followers',
                 raw ->> 'following', raw ->> 'created_at'
             )
         ) as attributes_hash
-    from {{ source('bronze', 'social_accounts') }}
+    from latest
 ),
 
 snapshot_days as (
@@ -48,7 +48,6 @@ daily as (
         snapshot_days.day_number
     from snapshot_rows
     inner join snapshot_days on snapshot_rows.snapshot_date = snapshot_days.snapshot_date
-    where snapshot_rows.row_rank = 1
 ),
 
 flagged as (

@@ -1,11 +1,11 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key=['network', 'post_id', 'media_index'],
-        on_schema_change='append_new_columns',
-        pre_hook="{{ delete_partition_window('post_date', 'network') }}",
-        meta={'dagster': {'partitioning': 'date_network'}},
+        meta={
+            'dagster': {'partitioning': 'date_network'},
+            'partition_columns': {'date': 'post_date', 'network': 'network'},
+        },
     )
 }}
 

@@ -1,41 +1,26 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key=['network', 'post_id'],
-        on_schema_change='append_new_columns',
-        pre_hook="{{ delete_partition_window('post_date', 'network') }}",
-        meta={'dagster': {'partitioning': 'date_network'}},
+        meta={
+            'dagster': {'partitioning': 'date_network'},
+            'partition_columns': {'date': 'post_date', 'network': 'network'},
+        },
     )
 }}
 
 -- One row per post (network, post_id): the latest scrape wins, by scraped_at, then load and record number.
 
-with bronze_rows as (
-    select
-        partition_date,
-        partition_network,
-        post_id,
-        account_id,
-        created_at,
-        scraped_at,
-        load_id,
-        source_file,
-        record_number,
-        raw
-    from {{ source('bronze', 'social_posts') }}
-    where {{ partition_filter('partition_date', 'partition_network') }}
-),
-
-ranked as (
-    select
-        *,
-        row_number() over (
-            partition by partition_network, post_id
-            order by scraped_at desc nulls last, load_id desc, record_number desc
-        ) as version_rank,
-        count(*) over (partition by partition_network, post_id) as versions_seen
-    from bronze_rows
+with versions as (
+    {{
+        latest_load_wins(
+            source('bronze', 'social_posts'),
+            ['partition_network', 'post_id'],
+            version_column='scraped_at',
+            where=partition_filter('partition_date', 'partition_network'),
+            count_versions=true,
+        )
+    }}
 ),
 
 latest as (
@@ -48,8 +33,7 @@ latest as (
         {{ json_lookup('raw', 'view_count') }} as view_value,
         {{ json_lookup('raw', 'play_count') }} as play_value,
         {{ json_lookup('raw', 'media') }} as media
-    from ranked
-    where version_rank = 1
+    from versions
 ),
 
 measures as (

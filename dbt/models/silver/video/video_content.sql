@@ -3,15 +3,8 @@
 -- The video catalogue, one row per content id (latest load wins). Credited people's names are PII: only the
 -- roles and a count are kept.
 
-with ranked as (
-    select
-        content_id,
-        published_at,
-        raw,
-        load_id,
-        record_number,
-        row_number() over (partition by content_id order by load_id desc, record_number desc) as row_rank
-    from {{ source('bronze', 'video_content') }}
+with latest as (
+    {{ latest_load_wins(source('bronze', 'video_content'), 'content_id') }}
 )
 
 select
@@ -29,7 +22,7 @@ select
         (
             select jsonb_agg(distinct credit.entry ->> 'role')
             from jsonb_array_elements(
-                case when jsonb_typeof(ranked.raw -> 'credits') = 'array' then ranked.raw -> 'credits' end
+                case when jsonb_typeof(latest.raw -> 'credits') = 'array' then latest.raw -> 'credits' end
             ) as credit (entry)
         ),
         '[]'::jsonb
@@ -39,5 +32,4 @@ select
     ), 0) as credit_count,
     load_id,
     record_number
-from ranked
-where row_rank = 1
+from latest

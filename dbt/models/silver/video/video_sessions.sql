@@ -1,30 +1,16 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key=['session_id'],
-        on_schema_change='append_new_columns',
-        pre_hook="{{ delete_partition_window('session_date') }}",
-        meta={'dagster': {'partitioning': 'daily'}},
+        meta={'dagster': {'partitioning': 'daily'}, 'partition_columns': {'date': 'session_date'}},
     )
 }}
 
 -- Viewing sessions, one row per session id. Players count rewinds as watch time, so the reported completion
 -- can exceed 100%: silver caps it at 100% (completion_rate <= 1) and flags the session.
 
-with ranked as (
-    select
-        partition_date,
-        session_id,
-        user_id,
-        content_id,
-        started_at,
-        raw,
-        load_id,
-        record_number,
-        row_number() over (partition by session_id order by load_id desc, record_number desc) as row_rank
-    from {{ source('bronze', 'video_sessions') }}
-    where {{ partition_filter('partition_date') }}
+with latest as (
+    {{ latest_load_wins(source('bronze', 'video_sessions'), 'session_id', where=partition_filter('partition_date')) }}
 ),
 
 typed as (
@@ -39,8 +25,7 @@ typed as (
         nullif(trim({{ json_text('raw', 'completion_pct') }}), '')::numeric as reported_completion_pct,
         load_id,
         record_number
-    from ranked
-    where row_rank = 1
+    from latest
 )
 
 select

@@ -2,14 +2,8 @@
 
 -- Viewers of the video service, one row per user (latest load wins). Name and email only as salted hashes.
 
-with ranked as (
-    select
-        user_id,
-        raw,
-        load_id,
-        record_number,
-        row_number() over (partition by user_id order by load_id desc, record_number desc) as row_rank
-    from {{ source('bronze', 'video_users') }}
+with latest as (
+    {{ latest_load_wins(source('bronze', 'video_users'), 'user_id') }}
 )
 
 select
@@ -21,5 +15,4 @@ select
     lower(nullif(trim({{ json_text('raw', 'subscription_tier') }}), '')) as subscription_tier,
     load_id,
     record_number
-from ranked
-where row_rank = 1
+from latest
