@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from assets.bronze.load import DuplicateScreen
+from assets.bronze.duplicates import DuplicateScreen
 
 
 def digest(i: int) -> bytes:

@@ -82,7 +82,7 @@ CHILD = textwrap.dedent(
 )
 
 
-# Backends waiting for the lock a partition's load takes (assets.bronze.load.load_partition): an advisory lock
+# Backends waiting for the lock a partition's load takes (assets.bronze.partition_load.load_partition): an advisory lock
 # on two int4 keys shows its keys as classid and objid, with objsubid 2.
 WAITING_FOR_THE_PARTITION = """
     SELECT count(*) FROM pg_locks

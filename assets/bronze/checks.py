@@ -6,7 +6,7 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from assets.bronze.load import FileOutcome
+from assets.bronze.partition_load import FileOutcome
 from assets.bronze.sources import Source
 from assets.bronze.tables import QUARANTINE, table
 

@@ -21,7 +21,7 @@ from pymongo.errors import PyMongoError
 
 from assets.automation.conditions import refresh_condition
 from assets.bronze import ledger
-from assets.bronze.load import FileOutcome, locate, read_records
+from assets.bronze.records import locate, read_records
 from assets.bronze.sources import SOURCES, Source
 from assets.bronze.tables import ensure_tables, table
 from assets.conventions import OWNER, retry_policy
@@ -32,6 +32,10 @@ BATCH = 1000
 # MongoDB's error code for an `_id` (or unique key) already present.
 DUPLICATE_KEY = 11000
 MATCHES_BRONZE = "matches_bronze"
+# MongoDB stores at most 100 levels of nesting and a document holds its record one level down: the bronze load
+# quarantines a record of a mirrored source nested deeper than this (well inside both), so that every bronze
+# row has its document.
+MAX_MIRROR_DEPTH = 64
 
 
 def documents_key(source: Source) -> dg.AssetKey:
@@ -130,7 +134,7 @@ def _copy_load(
             numbers = iter(kept_rows)
             kept = next(numbers, None)
             batch: list[dict] = []
-            for record in read_records(source, path, FileOutcome(load)):
+            for record in read_records(source, path, {}):
                 while kept is not None and kept[0] < record.number:
                     kept = next(numbers, None)
                 if kept is None:
@@ -196,6 +200,29 @@ def escape_keys(value):
 
         return Decimal128(str(value))
     return value
+
+
+def too_deep(raw: bytes, obj) -> bool:
+    """Whether the record nests containers deeper than `MAX_MIRROR_DEPTH` (the record itself is level 1). Counting
+    brackets in the bytes runs at C speed; only a record with that many is walked."""
+    if raw.count(b"{") + raw.count(b"[") <= MAX_MIRROR_DEPTH:
+        return False
+    level, frontier = 1, [obj]
+    while frontier:
+        children = []
+        for value in frontier:
+            children.extend(
+                v
+                for v in (value.values() if isinstance(value, dict) else value)
+                if isinstance(v, dict | list)
+            )
+        if not children:
+            return False
+        level += 1
+        if level > MAX_MIRROR_DEPTH:
+            return True
+        frontier = children
+    return False
 
 
 def unescape_key(key: str) -> str:

@@ -1,4 +1,5 @@
-"""One factory turns each configured source into its bronze asset (with checks and metadata)."""
+"""One factory turns each configured landing source into its bronze asset (with checks and metadata);
+`bronze_assets` adds the MongoDB collections' (`assets.bronze.mongo_extract`)."""
 
 import time
 from dataclasses import dataclass
@@ -7,17 +8,15 @@ from pathlib import Path
 import dagster as dg
 from psycopg import sql
 
-from assets.automation.conditions import scheduled
 from assets.bronze import checks, ledger
 from assets.bronze.discover import discover
-from assets.bronze.load import FileOutcome, load_partition
-from assets.bronze.operational import MONGO_SOURCES, MongoSource, extract
-from assets.bronze.operational import ensure_table as ensure_mongo_table
+from assets.bronze.mongo_extract import MONGO_SOURCES, build_mongo_asset
+from assets.bronze.partition_load import FileOutcome, load_partition
 from assets.bronze.sources import SOURCES, Source
 from assets.bronze.tables import SCHEMA, ensure_tables, table
 from assets.conventions import OWNER, retry_policy
 from assets.partitions import Key
-from resources import LandingZoneResource, MongoResource, PostgresResource
+from resources import LandingZoneResource, PostgresResource
 
 PREVIEW_ROWS = 5
 
@@ -293,65 +292,6 @@ def _metadata(conn, source: Source, partition_values, outcomes: list[FileOutcome
             columns=[dg.TableColumn(name=name, type=data_type) for name, data_type in schema]
         ),
     }
-
-
-def build_mongo_asset(source: MongoSource) -> dg.AssetsDefinition:
-    key = dg.AssetKey(["bronze", source.name])
-
-    @dg.asset(
-        key=key,
-        group_name=source.domain,
-        kinds={"mongodb", "postgres"},
-        owners=[OWNER],
-        description=f"{source.description} Extracted every run since the `{source.watermark_field}` watermark "
-        f"minus a {source.lag} lag window.",
-        automation_condition=scheduled(source.cron),
-        check_specs=[
-            dg.AssetCheckSpec(
-                checks.ACCOUNTED,
-                asset=key,
-                blocking=True,
-                description="Documents read = new versions loaded + quarantined + already seen by an earlier extraction.",
-            )
-        ],
-        retry_policy=retry_policy(2),
-        metadata={"dagster/table_name": f"{SCHEMA}.{source.name}", "collection": source.collection},
-    )
-    def mongo_asset(
-        context: dg.AssetExecutionContext, postgres: PostgresResource, mongo: MongoResource
-    ) -> dg.MaterializeResult:
-        with postgres.connect(autocommit=True) as conn:
-            ledger.ensure_schema(conn)
-            ensure_mongo_table(conn, source)
-            with mongo.database() as database:
-                result = extract(conn, source, database, run_id=context.run_id)
-            rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(source.table)).fetchone()[0]
-        accounted = result.read == result.loaded + result.already_seen + sum(result.quarantined.values())
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": rows,
-                "documents_read": result.read,
-                "versions_loaded": result.loaded,
-                "already_seen": result.already_seen,
-                "quarantined_by_reason": dg.MetadataValue.json(dict(result.quarantined)),
-                "watermark": result.watermark.isoformat() if result.watermark else "",
-                "extracted_since": result.since.isoformat() if result.since else "(full extraction)",
-            },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=checks.ACCOUNTED,
-                    passed=accounted,
-                    severity=dg.AssetCheckSeverity.ERROR,
-                    metadata={
-                        "read": result.read,
-                        "loaded": result.loaded,
-                        "already_seen": result.already_seen,
-                    },
-                )
-            ],
-        )
-
-    return mongo_asset
 
 
 bronze_assets = [build_bronze_asset(source) for source in SOURCES] + [

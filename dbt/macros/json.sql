@@ -37,3 +37,16 @@
 {% macro jsonb_text(value) -%}
     ({{ value }} #>> '{}')
 {%- endmacro %}
+
+{#-
+  The value if it is a JSON array, else an empty one: a record whose list is missing, null or of another type
+  unnests to no rows and counts zero items, never an error.
+-#}
+{% macro json_array(object, names) -%}
+    (
+        case
+            when jsonb_typeof({{ json_lookup(object, names) }}) = 'array' then {{ json_lookup(object, names) }}
+            else '[]'::jsonb
+        end
+    )
+{%- endmacro %}

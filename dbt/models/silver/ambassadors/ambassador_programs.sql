@@ -19,13 +19,7 @@ programs as (
         program_list.program_json,
         program_list.program_index
     from ambassadors
-    cross join lateral jsonb_array_elements(
-        case
-            when jsonb_typeof({{ json_lookup('ambassadors.raw', 'programs') }}) = 'array'
-                then {{ json_lookup('ambassadors.raw', 'programs') }}
-            else '[]'::jsonb
-        end
-    ) with ordinality as program_list (program_json, program_index)
+    cross join lateral jsonb_array_elements({{ json_array('ambassadors.raw', 'programs') }}) with ordinality as program_list (program_json, program_index)
 )
 
 select
@@ -34,8 +28,6 @@ select
     {{ json_text('program_json', 'brand_id') }} as brand_id,
     {{ json_text('program_json', 'brand') }} as brand_name,
     coalesce(({{ json_text('program_json', 'total_sales_attributed') }})::numeric(14, 2), 0) as sales_attributed,
-    coalesce(jsonb_array_length(
-        case when jsonb_typeof({{ json_lookup('program_json', 'tasks') }}) = 'array' then {{ json_lookup('program_json', 'tasks') }} end
-    ), 0) as task_count,
+    jsonb_array_length({{ json_array('program_json', 'tasks') }}) as task_count,
     program_index::integer as program_index
 from programs

@@ -11,13 +11,7 @@ with enrolments as (
         on
             ambassadors.load_id = bronze.load_id
             and ambassadors.record_number = bronze.record_number
-    cross join lateral jsonb_array_elements(
-        case
-            when jsonb_typeof({{ json_lookup('bronze.raw', 'programs') }}) = 'array'
-                then {{ json_lookup('bronze.raw', 'programs') }}
-            else '[]'::jsonb
-        end
-    ) as program_list (program_json)
+    cross join lateral jsonb_array_elements({{ json_array('bronze.raw', 'programs') }}) as program_list (program_json)
 ),
 
 tasks as (
@@ -26,13 +20,7 @@ tasks as (
         {{ json_text('enrolments.program_json', 'program_id') }} as program_id,
         task_list.task_json
     from enrolments
-    cross join lateral jsonb_array_elements(
-        case
-            when jsonb_typeof({{ json_lookup('enrolments.program_json', 'tasks') }}) = 'array'
-                then {{ json_lookup('enrolments.program_json', 'tasks') }}
-            else '[]'::jsonb
-        end
-    ) as task_list (task_json)
+    cross join lateral jsonb_array_elements({{ json_array('enrolments.program_json', 'tasks') }}) as task_list (task_json)
 )
 
 select

@@ -13,9 +13,7 @@ select
     {{ pii_hash(json_text('raw', 'instagram_handle')) }} as instagram_handle_hash,
     {{ pii_hash(json_text('raw', 'tiktok_handle')) }} as tiktok_handle_hash,
     joined_at,
-    coalesce(jsonb_array_length(
-        case when jsonb_typeof({{ json_lookup('raw', 'programs') }}) = 'array' then {{ json_lookup('raw', 'programs') }} end
-    ), 0) as program_count,
+    jsonb_array_length({{ json_array('raw', 'programs') }}) as program_count,
     load_id,
     record_number
 from latest

@@ -35,13 +35,7 @@ items as (
         on
             posts.load_id = bronze.load_id
             and posts.record_number = bronze.record_number
-    cross join lateral jsonb_array_elements(
-        case
-            when jsonb_typeof({{ json_lookup('bronze.raw', 'media') }}) = 'array'
-                then {{ json_lookup('bronze.raw', 'media') }}
-            else '[]'::jsonb
-        end
-    ) with ordinality as media (item, position)
+    cross join lateral jsonb_array_elements({{ json_array('bronze.raw', 'media') }}) with ordinality as media (item, position)
 ),
 
 typed as (

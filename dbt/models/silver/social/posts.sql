@@ -56,12 +56,7 @@ select
     coalesce({{ json_text('raw', 'caption') }}, {{ json_text('raw', 'text') }}) as post_text,
     {{ json_text('raw', 'title') }} as title,
     {{ json_text('raw', 'topic') }} as topic,
-    (
-        case
-            when jsonb_typeof({{ json_lookup('raw', 'hashtags') }}) = 'array' then {{ json_lookup('raw', 'hashtags') }}
-            else '[]'::jsonb
-        end
-    ) as hashtags,
+    {{ json_array('raw', 'hashtags') }} as hashtags,
     {{ parse_count(jsonb_text('like_value')) }} as likes,
     {{ parse_count(jsonb_text('comment_value')) }} as comments,
     {{ parse_count(jsonb_text('shares_value')) }} as shares,

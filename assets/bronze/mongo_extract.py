@@ -1,4 +1,4 @@
-"""Operational MongoDB collections as a bronze source: extracted incrementally by an `updated_at` watermark.
+"""MongoDB collections extracted into bronze, one asset each, incrementally by an `updated_at` watermark.
 
 Each extraction reads documents with `updated_at > watermark - lag`: the lag window re-reads the recent past so
 a write that commits late with an earlier timestamp is not missed. Every document version is stored once
@@ -6,22 +6,27 @@ a write that commits late with an earlier timestamp is not missed. Every documen
 `ledger.watermarks` and moves in the same transaction as the rows.
 """
 
-from __future__ import annotations
-
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import dagster as dg
 import orjson
 import psycopg
 from psycopg import sql
 from psycopg.types.json import set_json_dumps
 
-from assets.bronze import ledger
-from assets.bronze.load import raw_json_dumps
+from assets.automation.conditions import scheduled
+from assets.bronze import checks, ledger
+from assets.bronze.quarantine import Quarantined, write_quarantine
+from assets.bronze.records import raw_json_dumps
 from assets.bronze.tables import BRONZE_DDL_LOCK, QUARANTINE, SCHEMA, ensure_quarantine
+from assets.conventions import OWNER, retry_policy
+from resources import MongoResource, PostgresResource
 from resources.postgres import serialized_ddl
+
+MISSING_WATERMARK = "missing_watermark"
 
 
 @dataclass(frozen=True)
@@ -140,28 +145,15 @@ def extract(conn: psycopg.Connection, source: MongoSource, database, *, run_id: 
                 staged=staged,
             )
         ).rowcount
-        quarantined = Counter()
+        # A broken document is read again by every extraction until fixed; quarantine each version once.
+        known = _quarantined_already(conn, source, [raw for _, raw, _ in rejected])
+        entries = []
         for number, raw, detail in rejected:
-            # A broken document is read again by every extraction until fixed; quarantine each version once.
-            new = conn.execute(
-                sql.SQL(
-                    """INSERT INTO {q} (source, load_id, source_file, record_number, reason, detail, raw_text, raw_bytes)
-                       SELECT %(source)s, %(load)s, %(origin)s, %(number)s, 'missing_watermark', %(detail)s,
-                              %(text)s, %(raw)s
-                       WHERE NOT EXISTS (SELECT 1 FROM {q} WHERE source = %(source)s AND raw_bytes = %(raw)s)"""
-                ).format(q=QUARANTINE),
-                {
-                    "source": source.name,
-                    "load": load_id,
-                    "origin": origin,
-                    "number": number,
-                    "detail": detail,
-                    "text": raw.decode(),
-                    "raw": raw,
-                },
-            ).rowcount
-            if new:
-                quarantined["missing_watermark"] += new
+            if raw not in known:
+                known.add(raw)
+                entries.append(Quarantined(load_id, origin, number, MISSING_WATERMARK, detail, raw))
+        written = write_quarantine(conn, source.name, None, entries)
+        quarantined = Counter({MISSING_WATERMARK: written} if written else {})
         read = len(rows) + len(rejected)
         already = read - inserted - sum(quarantined.values())
         ledger.mark_done(
@@ -177,6 +169,75 @@ def extract(conn: psycopg.Connection, source: MongoSource, database, *, run_id: 
         if newest:
             ledger.set_watermark(conn, source.name, newest, run_id)
     return Extract(load_id, since, read, inserted, already, quarantined, newest)
+
+
+def build_mongo_asset(source: MongoSource) -> dg.AssetsDefinition:
+    key = dg.AssetKey(["bronze", source.name])
+
+    @dg.asset(
+        key=key,
+        group_name=source.domain,
+        kinds={"mongodb", "postgres"},
+        owners=[OWNER],
+        description=f"{source.description} Extracted every run since the `{source.watermark_field}` watermark "
+        f"minus a {source.lag} lag window.",
+        automation_condition=scheduled(source.cron),
+        check_specs=[
+            dg.AssetCheckSpec(
+                checks.ACCOUNTED,
+                asset=key,
+                blocking=True,
+                description="Documents read = new versions loaded + quarantined + already seen by an earlier extraction.",
+            )
+        ],
+        retry_policy=retry_policy(2),
+        metadata={"dagster/table_name": f"{SCHEMA}.{source.name}", "collection": source.collection},
+    )
+    def mongo_asset(
+        context: dg.AssetExecutionContext, postgres: PostgresResource, mongo: MongoResource
+    ) -> dg.MaterializeResult:
+        with postgres.connect(autocommit=True) as conn:
+            ledger.ensure_schema(conn)
+            ensure_table(conn, source)
+            with mongo.database() as database:
+                result = extract(conn, source, database, run_id=context.run_id)
+            rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(source.table)).fetchone()[0]
+        accounted = result.read == result.loaded + result.already_seen + sum(result.quarantined.values())
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "documents_read": result.read,
+                "versions_loaded": result.loaded,
+                "already_seen": result.already_seen,
+                "quarantined_by_reason": dg.MetadataValue.json(dict(result.quarantined)),
+                "watermark": result.watermark.isoformat() if result.watermark else "",
+                "extracted_since": result.since.isoformat() if result.since else "(full extraction)",
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=checks.ACCOUNTED,
+                    passed=accounted,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={
+                        "read": result.read,
+                        "loaded": result.loaded,
+                        "already_seen": result.already_seen,
+                    },
+                )
+            ],
+        )
+
+    return mongo_asset
+
+
+def _quarantined_already(conn: psycopg.Connection, source: MongoSource, raws: list[bytes]) -> set[bytes]:
+    if not raws:
+        return set()
+    rows = conn.execute(
+        sql.SQL("SELECT raw_bytes FROM {} WHERE source = %s AND raw_bytes = ANY(%s)").format(QUARANTINE),
+        (source.name, raws),
+    ).fetchall()
+    return {raw for (raw,) in rows}
 
 
 def _stage(conn: psycopg.Connection, source: MongoSource, rows: list[tuple]) -> sql.Identifier:

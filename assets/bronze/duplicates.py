@@ -1,0 +1,121 @@
+"""The duplicate screen of a partition load: of the byte-identical records of a partition, only the first (by
+load, record number) stays in bronze; the others move to quarantine as `duplicate_record`.
+
+While the files are copied, `DuplicateScreen` (a Bloom filter over the record hashes) marks the records that
+may repeat; `quarantine_duplicates` then checks exactly, in Postgres, only those candidates.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from assets.bronze.quarantine import Quarantined, write_quarantine
+from assets.bronze.sources import Source
+from assets.bronze.tables import table
+
+DUPLICATE_RECORD = "duplicate_record"
+# Duplicates moved to quarantine per statement, so that a partition of many holds only one batch of raw JSON.
+MOVE_BATCH = 10_000
+
+
+class DuplicateScreen:
+    """A fixed-size Bloom filter over the record hashes of one partition load. A hash it has (probably) seen
+    before makes the record a duplicate candidate; the exact check in Postgres then looks only at candidates.
+    Memory is 16 MiB whatever the partition's size; hashes are screened in numpy batches."""
+
+    BITS = 1 << 27
+    BATCH = 8192
+
+    def __init__(self) -> None:
+        import numpy
+
+        self._np = numpy
+        self._words = numpy.zeros(self.BITS // 64, dtype=numpy.uint64)
+        self._pending: list[bytes] = []
+        self.candidates: set[bytes] = set()
+
+    def add(self, digest: bytes) -> None:
+        self._pending.append(digest)
+        if len(self._pending) >= self.BATCH:
+            self._screen()
+
+    def finish(self) -> set[bytes]:
+        self._screen()
+        return self.candidates
+
+    def _screen(self) -> None:
+        np, batch = self._np, self._pending
+        if not batch:
+            return
+        self._pending = []
+        data = b"".join(batch)
+        # Three bit positions per hash from its first 12 bytes (md5 is uniform enough for that).
+        positions = np.frombuffer(data, dtype="<u4").reshape(-1, 4)[:, :3].astype(np.uint64) & np.uint64(
+            self.BITS - 1
+        )
+        words, bits = positions >> np.uint64(6), np.uint64(1) << (positions & np.uint64(63))
+        seen = np.all((self._words[words] & bits) != 0, axis=1)
+        _, first = np.unique(np.frombuffer(data, dtype="V16"), return_index=True)
+        repeated = np.ones(len(batch), dtype=bool)
+        repeated[first] = False
+        for column in range(3):
+            np.bitwise_or.at(self._words, words[:, column], bits[:, column])
+        self.candidates.update(batch[i] for i in np.flatnonzero(seen | repeated))
+
+
+def quarantine_duplicates(
+    conn: psycopg.Connection,
+    source: Source,
+    partition_key: str | None,
+    load_ids: list[int],
+    candidates: set[bytes] | None,
+) -> list[tuple[int, int]]:
+    """Move the byte-identical repeats among the records of `load_ids` to quarantine; returns their (load id,
+    record number). `candidates` (hashes from the screen) limits the check to records that may repeat; None
+    checks every record of the loads against the whole partition."""
+    if candidates is not None and not candidates:
+        return []
+    same_partition = sql.SQL("").join(
+        sql.SQL(" AND o.{0} = n.{0}").format(sql.Identifier(name)) for name, _ in source.partition_columns
+    )
+    repeats = sql.SQL(
+        """
+        SELECT n.load_id, n.record_number FROM {table} n
+        WHERE n.load_id = ANY(%(loads)s){only_candidates} AND EXISTS (
+            SELECT 1 FROM {table} o
+            WHERE o.record_hash = n.record_hash{same_partition}
+              AND (o.load_id, o.record_number) < (n.load_id, n.record_number))
+        """
+    ).format(
+        table=table(source),
+        same_partition=same_partition,
+        only_candidates=sql.SQL(" AND n.record_hash = ANY(%(candidates)s)") if candidates else sql.SQL(""),
+    )
+    keys = conn.execute(repeats, {"loads": load_ids, "candidates": list(candidates or ())}).fetchall()
+    move = sql.SQL(
+        """
+        DELETE FROM {} WHERE (load_id, record_number) IN (SELECT * FROM unnest(%s::int8[], %s::int8[]))
+        RETURNING load_id, source_file, record_number, raw::text, record_hash
+        """
+    ).format(table(source))
+    for start in range(0, len(keys), MOVE_BATCH):
+        batch = keys[start : start + MOVE_BATCH]
+        moved = conn.execute(move, ([k[0] for k in batch], [k[1] for k in batch])).fetchall()
+        write_quarantine(
+            conn,
+            source.name,
+            partition_key,
+            [
+                Quarantined(
+                    load_id,
+                    source_file,
+                    number,
+                    DUPLICATE_RECORD,
+                    f"same bytes as an earlier record of the partition (md5 {digest.hex()})",
+                    text.encode(),
+                )
+                for load_id, source_file, number, text, digest in moved
+            ],
+        )
+    return keys
