@@ -57,3 +57,19 @@ def upstream_of(asset_graph, key: dg.AssetKey) -> set[dg.AssetKey]:
 def downstream_of(asset_graph, keys: Iterable[dg.AssetKey]) -> set[dg.AssetKey]:
     """Everything built from `keys`, transitively."""
     return _closure(asset_graph, keys)
+
+
+Wave = list[tuple[dg.PartitionsDefinition | None, list[dg.AssetKey]]]
+
+
+def join_wave(wave: Wave, key: dg.AssetKey, partitions_def, waiting_on: set[dg.AssetKey]) -> bool:
+    """Add `key` to the run of its partitioning in `wave`, unless it waits on an asset outside that run (a run
+    builds its assets in order, so waiting only on assets of the same run is fine). Returns whether it joined."""
+    group = next((keys for pd, keys in wave if pd == partitions_def), None)
+    if waiting_on and not (group and waiting_on <= set(group)):
+        return False
+    if group is None:
+        wave.append((partitions_def, [key]))
+    else:
+        group.append(key)
+    return True

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from assets.automation.graph import upstream_of
+from assets.automation.graph import Wave, join_wave, upstream_of
 from assets.partitions import Key, contiguous_ranges, range_tags
 
 
@@ -53,19 +53,10 @@ def build_order(
     done: set[dg.AssetKey] = set()
     steps: list[Step] = []
     while len(done) < len(order):
-        wave: list[tuple[dg.PartitionsDefinition | None, list[dg.AssetKey]]] = []
+        wave: Wave = []
         for key in order:
-            if key in done:
-                continue
-            partitions_def = asset_graph.get(key).partitions_def
-            group = next((keys for pd, keys in wave if pd == partitions_def), None)
-            waiting = reads[key] - done
-            if waiting and not (group and waiting <= set(group)):
-                continue
-            if group is None:
-                wave.append((partitions_def, [key]))
-            else:
-                group.append(key)
+            if key not in done:
+                join_wave(wave, key, asset_graph.get(key).partitions_def, reads[key] - done)
         if not wave:
             raise ValueError(
                 f"no buildable asset among {sorted(k.to_user_string() for k in set(order) - done)}"

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from assets.automation.graph import is_automated, upstream_of
+from assets.automation.graph import Wave, is_automated, join_wave, upstream_of
 from assets.conventions import EVERY_DAEMON_LOOP_SECONDS
 
 # A tick evaluates in full at least this often, whatever its cursor says.
@@ -204,21 +204,14 @@ def plan_refresh(
     stale assets of the same partitioning that wait only on those. A group whose pool a queued or running run
     takes waits for it: that run goes first either way, and the next wave gathers everything it left."""
     blocked = set(stale) | busy
-    groups: list[tuple[dg.PartitionsDefinition | None, list[dg.AssetKey]]] = []
+    groups: Wave = []
     for key in asset_graph.toposorted_asset_keys:
-        if key not in stale or key in busy:
-            continue
-        partitions_def = asset_graph.get(key).partitions_def
-        group = next((keys for pd, keys in groups if pd == partitions_def), None)
-        # Ready when nothing upstream is stale or busy — or only assets joining the same run, which builds
-        # them first (a model and the stale models after it go together: its tests may read them).
-        waiting_on = upstream_of(asset_graph, key) & blocked
-        if waiting_on and not (group and waiting_on <= set(group)):
-            continue
-        if group is None:
-            groups.append((partitions_def, [key]))
-        else:
-            group.append(key)
+        if key in stale and key not in busy:
+            # Ready when nothing upstream is stale or busy — or only assets joining the same run, which builds
+            # them first (a model and the stale models after it go together: its tests may read them).
+            join_wave(
+                groups, key, asset_graph.get(key).partitions_def, upstream_of(asset_graph, key) & blocked
+            )
     requests = []
     for partitions_def, keys in groups:
         if {pool for key in keys for pool in asset_graph.get(key).pools or ()} & busy_pools:

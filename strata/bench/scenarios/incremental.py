@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -52,20 +51,6 @@ SOURCES = (
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 KEEP_SCHEMAS = ("public", "information_schema")
-
-
-@contextmanager
-def _environment(values: dict[str, str]):
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _reset_database(ctx: BenchContext) -> None:
@@ -162,8 +147,10 @@ def _history_and_new_day(ctx: BenchContext, history: int) -> dict:
         "STRATA_QDRANT_URL": (root / "qdrant").as_uri(),
         "STRATA_PII_SALT": os.environ.get("STRATA_PII_SALT") or services.pii_salt(ctx.settings),
     }
+    from assets.transform.assets import scoped_environ
+
     try:
-        with _environment(env):
+        with scoped_environ(env):
             return _run(ctx, history, days, landing, staging, posts)
     finally:
         shutil.rmtree(root, ignore_errors=True)
