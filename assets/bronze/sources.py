@@ -4,7 +4,7 @@ from these entries by the factory; adding a source means adding an entry here.""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import dagster as dg
@@ -42,7 +42,6 @@ class Source:
     record_path: str = ""
     mirror_to_mongo: bool = False
     quarantine_warn_rate: float = 0.05
-    extra_kinds: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def asset_key(self) -> dg.AssetKey:
