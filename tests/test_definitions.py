@@ -89,6 +89,42 @@ def test_the_dbt_project_is_parsed_only_when_a_file_is_newer_than_its_manifest(t
     assert (fresh, edited, generated, missing) == (False, True, False, True)
 
 
+def test_under_dagster_dev_the_code_location_parses_dbt_on_load_only_when_a_model_changed(tmp_path):
+    """The call site in assets/transform/project.py, run on a copy of the code and of the dbt project."""
+    copy = tmp_path / "repo"
+    for part in ("assets", "resources", "strata", "dbt"):
+        shutil.copytree(
+            REPO / part, copy / part, ignore=shutil.ignore_patterns("__pycache__", "logs", "partial_parse")
+        )
+    manifest = copy / "dbt" / "target" / "manifest.json"
+    model = copy / "dbt" / "models" / "silver" / "social" / "posts.sql"
+
+    def load(*, dev: bool) -> int:
+        """Load the project module as a code-location process would; returns the manifest's mtime after."""
+        env = {k: v for k, v in os.environ.items() if k != "DAGSTER_IS_DEV_CLI"}
+        if dev:
+            env["DAGSTER_IS_DEV_CLI"] = "1"  # what `dagster dev` sets for the processes it starts
+        loaded = subprocess.run(
+            [sys.executable, "-c", "import assets.transform.project as p; print(p.__file__)"],
+            cwd=copy,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert loaded.returncode == 0 and loaded.stdout.strip().startswith(str(copy)), loaded.stderr
+        return manifest.stat().st_mtime_ns
+
+    prepared = manifest.stat().st_mtime_ns
+    up_to_date = load(dev=True)
+    os.utime(model, ns=(prepared + 10**9, prepared + 10**9))
+    outside_dev = load(dev=False)
+    edited_under_dev = load(dev=True)
+
+    assert (up_to_date, outside_dev) == (prepared, prepared)
+    assert edited_under_dev > prepared + 10**9
+
+
 def test_the_staleness_check_never_walks_the_folders_runs_delete_under_it(tmp_path, monkeypatch):
     """A dbt step deletes its invocation folder under target/ when it ends; a run loading the code location at
     that moment must not fail. Here every scan of a folder under target/ fails as a folder just deleted does."""
