@@ -227,6 +227,10 @@ def _reap() -> None:
 def _child(conn: socket.socket) -> None:
     """Become the client's dbt: its descriptors, folder and environment, then dbt's own entry point."""
     conn.settimeout(None)
+    # dbt as a shell would start it, whatever signal state the server inherited from whoever started it: none
+    # blocked, SIGINT raising KeyboardInterrupt (dbt's way of stopping), SIGTERM ending the process.
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         header, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)

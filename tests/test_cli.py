@@ -210,7 +210,7 @@ def test_a_dagster_port_in_use_is_named_and_no_dagster_is_started(home):
         with pytest.raises(RuntimeError) as refused:
             dagster_process.start(settings, {})
     finally:
-        server.terminate()
+        server.kill()
         server.wait(timeout=30)
 
     assert str(refused.value) == (

@@ -22,6 +22,7 @@ import pytest
 
 from assets.transform.env import dbt_env
 from strata import warm_dbt
+from tests.conftest import shell_signals
 
 REPO = Path(__file__).resolve().parent.parent
 PLAIN = [sys.executable, warm_dbt.plain_dbt()]
@@ -130,6 +131,7 @@ def sleeping_show(command: list[str], env: dict[str, str]) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=shell_signals,
     )
 
 
