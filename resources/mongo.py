@@ -4,28 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
-import dagster as dg
+from resources.stores import StoreResource
 
 
-class MongoResource(dg.ConfigurableResource):
-    url: str
+class MongoResource(StoreResource):
+    SERVER_SCHEMES = ("mongodb://", "mongodb+srv://")
+
     database_name: str = "strata"
     server_selection_timeout_ms: int = 5000
-
-    @property
-    def is_embedded(self) -> bool:
-        return not self.url.startswith(("mongodb://", "mongodb+srv://"))
 
     @contextmanager
     def client(self) -> Iterator:
         if self.is_embedded:
             import litemongo
 
-            path = url2pathname(urlsplit(self.url).path) if self.url.startswith("file:") else self.url
-            client = litemongo.connect(f"{path}#{self.database_name}")
+            client = litemongo.connect(f"{self.folder}#{self.database_name}")
         else:
             import pymongo
 

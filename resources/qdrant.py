@@ -12,9 +12,8 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
-import dagster as dg
+from resources.stores import StoreResource
 
 POOL = "qdrant"
 
@@ -23,30 +22,26 @@ class QdrantUnavailableError(RuntimeError):
     """The Qdrant store cannot be used right now; retrying later may succeed."""
 
 
-class QdrantResource(dg.ConfigurableResource):
-    url: str
+class QdrantResource(StoreResource):
+    SERVER_SCHEMES = ("http://", "https://")
+
     # The key itself never enters run config or metadata: it is read from this variable when connecting.
     api_key_env: str = "STRATA_QDRANT_API_KEY"
     timeout_seconds: int = 60
-
-    @property
-    def is_local(self) -> bool:
-        return not self.url.startswith(("http://", "https://"))
 
     @contextmanager
     def client(self) -> Iterator:
         from qdrant_client import QdrantClient
         from qdrant_client.http.exceptions import ResponseHandlingException
 
-        if self.is_local:
-            path = url2pathname(urlsplit(self.url).path) if self.url.startswith("file:") else self.url
+        if self.is_embedded:
             try:
-                client = QdrantClient(path=path)
+                client = QdrantClient(path=self.folder)
             except RuntimeError as exc:
                 if "already accessed" not in str(exc):
                     raise
                 raise QdrantUnavailableError(
-                    f"Qdrant local store {path} is in use by another process (local mode admits one "
+                    f"Qdrant local store {self.folder} is in use by another process (local mode admits one "
                     "client per folder)"
                 ) from exc
         else:

@@ -217,7 +217,9 @@ def test_the_same_sync_and_search_run_against_a_qdrant_server(empty, warehouse):
     collection = f"strata_test_{uuid.uuid4().hex[:8]}"
     with warehouse.connect() as conn, server.client() as client:
         try:
-            result = sync_index(conn, client, empty["embedder"], local=server.is_local, collection=collection)
+            result = sync_index(
+                conn, client, empty["embedder"], local=server.is_embedded, collection=collection
+            )
             indexed = set(client.get_collection(collection).payload_schema)
         finally:
             client.delete_collection(collection)

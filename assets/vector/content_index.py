@@ -75,7 +75,7 @@ def content_index(
     embedder: EmbeddingModelResource,
 ) -> dg.MaterializeResult:
     with postgres.connect() as conn, qdrant.client() as client:
-        result = sync_index(conn, client, embedder, local=qdrant.is_local, log=context.log.info)
+        result = sync_index(conn, client, embedder, local=qdrant.is_embedded, log=context.log.info)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": result.documents,
@@ -85,7 +85,7 @@ def content_index(
             "unchanged": result.unchanged,
             "collection_recreated": result.recreated,
             "model": f"{embedder.model_name} ({embedder.model_version})",
-            "qdrant_mode": "local" if qdrant.is_local else "server",
+            "qdrant_mode": "local" if qdrant.is_embedded else "server",
         }
     )
 

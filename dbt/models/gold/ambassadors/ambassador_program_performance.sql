@@ -1,5 +1,3 @@
-{{ config(materialized='table', meta={'dagster': {'partitioning': 'none'}}) }}
-
 -- Per brand program: enrolled ambassadors, their tasks, reach, interactions and attributed sales.
 
 with task_totals as (

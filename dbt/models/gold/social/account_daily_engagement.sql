@@ -1,11 +1,7 @@
 {{
     config(
-        materialized='incremental',
         unique_key=['post_date', 'network', 'account_id'],
-        meta={
-            'dagster': {'partitioning': 'date_network'},
-            'partition_columns': {'date': 'post_date', 'network': 'network'},
-        },
+        meta={'partition_columns': {'date': 'post_date', 'network': 'network'}},
     )
 }}
 

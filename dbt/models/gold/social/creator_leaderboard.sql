@@ -1,17 +1,15 @@
 {{
     config(
-        materialized='incremental',
         unique_key=['as_of_date', 'network', 'account_id'],
-        meta={
-            'dagster': {'partitioning': 'date_network'},
-            'partition_columns': {'date': 'as_of_date', 'network': 'network'},
-        },
+        meta={'partition_columns': {'date': 'as_of_date', 'network': 'network'}},
     )
 }}
 
 -- Creators ranked per network and day on rolling 7- and 30-day windows ending that day (inclusive), over
 -- account_daily_engagement. Every account with a post in the 30 days is listed; ranks order by interactions
 -- (then account_id, so they are unique and deterministic).
+
+{%- set windows = [7, 30] %}
 
 with as_of_days as (
     select distinct
@@ -24,27 +22,27 @@ with as_of_days as (
 history as (
     select *
     from {{ ref('account_daily_engagement') }}
-    where {{ partition_filter('post_date', 'network', lookback_days=29) }}
+    where {{ partition_filter('post_date', 'network', lookback_days=windows | max - 1) }}
 ),
 
 windows as (
     select
         as_of_days.as_of_date,
         as_of_days.network,
-        history.account_id,
-        coalesce(sum(history.posts) filter (where history.post_date > as_of_days.as_of_date - 7), 0) as posts_7d,
-        coalesce(
-            sum(history.interactions) filter (where history.post_date > as_of_days.as_of_date - 7), 0
-        ) as interactions_7d,
-        coalesce(sum(history.views) filter (where history.post_date > as_of_days.as_of_date - 7), 0) as views_7d,
-        sum(history.posts) as posts_30d,
-        sum(history.interactions) as interactions_30d,
-        sum(history.views) as views_30d
+        {% for days in windows %}
+            {% for measure in ['posts', 'interactions', 'views'] %}
+                coalesce(
+                    sum(history.{{ measure }}) filter (where history.post_date > as_of_days.as_of_date - {{ days }}),
+                    0
+                ) as {{ measure }}_{{ days }}d,
+            {% endfor %}
+        {% endfor %}
+        history.account_id
     from as_of_days
     inner join history
         on
             as_of_days.network = history.network
-            and history.post_date > as_of_days.as_of_date - 30
+            and history.post_date > as_of_days.as_of_date - {{ windows | max }}
             and as_of_days.as_of_date >= history.post_date
     group by as_of_days.as_of_date, as_of_days.network, history.account_id
 )
@@ -52,19 +50,14 @@ windows as (
 select
     as_of_date,
     network,
-    account_id,
-    posts_7d::bigint as posts_7d,
-    interactions_7d::bigint as interactions_7d,
-    views_7d::bigint as views_7d,
-    {{ engagement_rate('interactions_7d', 'views_7d') }} as engagement_rate_7d,
-    row_number() over (
-        partition by as_of_date, network order by interactions_7d desc, account_id asc
-    )::integer as rank_7d,
-    posts_30d::bigint as posts_30d,
-    interactions_30d::bigint as interactions_30d,
-    views_30d::bigint as views_30d,
-    {{ engagement_rate('interactions_30d', 'views_30d') }} as engagement_rate_30d,
-    row_number() over (
-        partition by as_of_date, network order by interactions_30d desc, account_id asc
-    )::integer as rank_30d
+    {% for days in windows %}
+        posts_{{ days }}d::bigint as posts_{{ days }}d,
+        interactions_{{ days }}d::bigint as interactions_{{ days }}d,
+        views_{{ days }}d::bigint as views_{{ days }}d,
+        {{ engagement_rate('interactions_' ~ days ~ 'd', 'views_' ~ days ~ 'd') }} as engagement_rate_{{ days }}d,
+        row_number() over (
+            partition by as_of_date, network order by interactions_{{ days }}d desc, account_id asc
+        )::integer as rank_{{ days }}d,
+    {% endfor %}
+    account_id
 from windows

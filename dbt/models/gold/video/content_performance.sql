@@ -1,5 +1,3 @@
-{{ config(materialized='table', meta={'dagster': {'partitioning': 'none'}}) }}
-
 -- Per catalogue item: sessions, viewers, watch time and completion (capped completion, see video_sessions).
 -- A session is complete at completion_rate >= 0.9.
 

@@ -1,5 +1,3 @@
-{{ config(materialized='table', meta={'dagster': {'partitioning': 'none'}}) }}
-
 -- One row per enrolment of an ambassador in a brand program (program ids are shared by many ambassadors).
 
 with ambassadors as (

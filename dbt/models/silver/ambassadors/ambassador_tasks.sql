@@ -1,5 +1,3 @@
-{{ config(materialized='table', meta={'dagster': {'partitioning': 'none'}}) }}
-
 -- One row per task an ambassador did for a program.
 
 with enrolments as (

@@ -1,5 +1,3 @@
-{{ config(materialized='table', meta={'dagster': {'partitioning': 'none'}}) }}
-
 -- One row per ambassador (latest load wins). Name, email and social handles are PII: only salted hashes pass.
 
 with latest as (

@@ -1,5 +1,3 @@
-{{ config(materialized='table', meta={'dagster': {'partitioning': 'none'}}) }}
-
 -- The operational `brands` table rebuilt from its CDC feed. Per key, the event with the highest
 -- header__change_seq among I/U/D wins; LOAD snapshot rows (no header) are older than every change; B rows
 -- (before-images) are never applied; a winning D means the key is absent. Because the winner is chosen by

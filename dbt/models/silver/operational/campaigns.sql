@@ -1,5 +1,3 @@
-{{ config(materialized='table', meta={'dagster': {'partitioning': 'none'}}) }}
-
 -- Campaign documents of the operational MongoDB, latest version per campaign_id (by updated_at, then load).
 
 with latest as (

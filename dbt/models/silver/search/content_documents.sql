@@ -1,5 +1,3 @@
-{{ config(materialized='table', meta={'dagster': {'partitioning': 'none'}}) }}
-
 -- Everything semantic search covers, one row per post, tweet and video: the text the model embeds and the
 -- payload search filters on. The vector index (vector/content_index) syncs Qdrant to this table.
 

@@ -1,5 +1,3 @@
-{{ config(materialized='table', meta={'dagster': {'partitioning': 'none'}}) }}
-
 -- The video catalogue, one row per content id (latest load wins). Credited people's names are PII: only the
 -- roles and a count are kept.
 

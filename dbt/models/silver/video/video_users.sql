@@ -1,5 +1,3 @@
-{{ config(materialized='table', meta={'dagster': {'partitioning': 'none'}}) }}
-
 -- Viewers of the video service, one row per user (latest load wins). Name and email only as salted hashes.
 
 with latest as (
