@@ -32,6 +32,9 @@ DIMENSION = 384
 
 class EmbeddingModelResource(dg.ConfigurableResource):
     batch_size: int = 64
+    # Texts per `encode` call of the index sync: large enough to keep both cores busy while the previous call's
+    # points are written; the vectors of one call are held in memory at once.
+    texts_per_call: int = 1024
     device: str = "cpu"
     # "auto": bfloat16 where the CPU computes it natively, else float32.
     precision: Literal["auto", "float32", "bfloat16"] = "auto"

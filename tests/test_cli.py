@@ -135,6 +135,7 @@ def test_search_prints_ranked_results_in_plain_text_and_as_json(home):
             model_name=embedder.model_name,
             model_version=embedder.model_version,
             local=True,
+            texts_per_call=embedder.texts_per_call,
         )
     env = isolated_env(home, dagster=False)
 

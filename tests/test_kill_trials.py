@@ -38,7 +38,9 @@ from resources import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
-VECTOR_DOCUMENTS = 2500
+# Five encode calls of the sync: a kill after one or two of them leaves the index incomplete.
+TEXTS_PER_CALL = 128
+VECTOR_DOCUMENTS = 5 * TEXTS_PER_CALL
 BIG_FILE_POSTS = 2_000
 PARTITION = "2026-11-01|instagram"
 BRONZE = {a.key.path[-1]: a for a in bronze_assets}
@@ -72,7 +74,7 @@ CHILD = textwrap.dedent(
     else:
         from assets.vector.content_index import content_index
         assets, partition = [content_index], None
-        embedder = EmbeddingModelResource()
+        embedder = EmbeddingModelResource(texts_per_call={TEXTS_PER_CALL})
         embedder.encode(["warm up"])
         resources = {{"postgres": postgres, "qdrant": QdrantResource(url=qdrant_url), "embedder": embedder}}
     print("ready", flush=True)
@@ -320,7 +322,7 @@ def test_a_dbt_partition_run_killed_inside_a_model_then_rerun_leaves_silver_and_
 
 @pytest.fixture(scope="module")
 def documents(platform) -> dict[str, str]:
-    """A few thousand documents: every trial writes the index from scratch."""
+    """Enough documents for five encode calls: every trial writes the index from scratch."""
     with platform["resources"]["postgres"].connect() as conn:
         conn.execute(
             """DELETE FROM silver.content_documents WHERE document_key NOT IN
@@ -352,6 +354,6 @@ def test_a_vector_sync_killed_while_writing_then_rerun_matches_postgres(
     assert len(partial) < len(documents)  # killed mid-sync: the index is incomplete
 
     with postgres.connect() as conn, qdrant.client() as client:
-        result = sync_index(conn, client, EmbeddingModelResource(), local=True)
+        result = sync_index(conn, client, EmbeddingModelResource(texts_per_call=TEXTS_PER_CALL), local=True)
     assert result.embedded == len(documents) - len(set(partial) & set(documents))
     assert stored() == documents

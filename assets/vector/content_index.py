@@ -52,6 +52,7 @@ def sync_index(
         model_name=embedder.model_name,
         model_version=model_version or embedder.model_version,
         local=local,
+        texts_per_call=embedder.texts_per_call,
         log=log,
     )
 

@@ -29,9 +29,6 @@ INDEXED_FIELDS = {
 }
 SCROLL_PAGE = 1024
 UPSERT_BATCH = 256
-# Texts per `encode` call: the model pads each of its batches to the longest text, so texts are embedded in
-# length order, in calls large enough to keep both cores busy while the previous call's points are written.
-ENCODE_BATCH = 1024
 
 
 @dataclass(frozen=True)
@@ -126,6 +123,7 @@ def sync(
     model_name: str,
     model_version: str,
     local: bool,
+    texts_per_call: int,
     log: Callable[[str], None] = lambda message: None,
 ) -> SyncResult:
     from qdrant_client import models
@@ -157,7 +155,9 @@ def sync(
     for batch in _chunks(payload_updates, UPSERT_BATCH):
         client.batch_update_points(collection, update_operations=batch, wait=True)
     result.payload_updates = len(payload_updates)
-    result.embedded = _embed_and_upsert(client, collection, to_embed, encode, model_name, model_version, log)
+    result.embedded = _embed_and_upsert(
+        client, collection, to_embed, encode, texts_per_call, model_name, model_version, log
+    )
 
     stale = sorted(set(existing) - seen)
     for batch in _chunks(stale, UPSERT_BATCH):
@@ -170,15 +170,16 @@ def sync(
     return result
 
 
-def _embed_and_upsert(client, collection, to_embed, encode, model_name, model_version, log) -> int:
-    """Encode call N+1 while the points of call N are written: the model and Qdrant's writes overlap."""
+def _embed_and_upsert(client, collection, to_embed, encode, texts_per_call, model_name, model_version, log) -> int:
+    """Encode call N+1 while the points of call N are written: the model and Qdrant's writes overlap. Texts go in
+    length order, since the model pads each of its batches to the longest text."""
     from qdrant_client import models
 
     ordered = sorted(to_embed, key=lambda item: len(item[1].text))
     pending: Future | None = None
     done = 0
     with ThreadPoolExecutor(max_workers=1) as writer:
-        for batch in _chunks(ordered, ENCODE_BATCH):
+        for batch in _chunks(ordered, texts_per_call):
             vectors = encode([document.text for _, document in batch])
             points = [
                 models.PointStruct(

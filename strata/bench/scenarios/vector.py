@@ -214,6 +214,7 @@ def vector_index(ctx: BenchContext) -> ScenarioResult:
                 model_name=embedder.model_name,
                 model_version=embedder.model_version,
                 local=True,
+                texts_per_call=embedder.texts_per_call,
             )
 
         started = time.perf_counter()
