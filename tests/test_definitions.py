@@ -54,8 +54,8 @@ def test_workspace_validates_with_the_dagster_cli(tmp_path):
     assert "Validation successful for code location strata" in result.stdout + result.stderr
 
 
-def test_loading_the_code_location_does_not_import_the_model_stack():
-    heavy = ("torch", "sentence_transformers", "qdrant_client", "matplotlib")
+def test_loading_the_code_location_does_not_import_the_model_stack_or_the_store_clients():
+    heavy = ("torch", "sentence_transformers", "qdrant_client", "matplotlib", "pymongo", "litemongo")
     code = f"import sys, strata.definitions; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert out.stdout.strip() == "[]", out.stderr

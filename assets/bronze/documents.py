@@ -17,7 +17,6 @@ from pathlib import Path
 
 import dagster as dg
 from psycopg import sql
-from pymongo.errors import PyMongoError
 
 from assets.automation.conditions import refresh_condition
 from assets.bronze import ledger
@@ -266,6 +265,9 @@ def build_documents_asset(source: Source) -> dg.AssetsDefinition:
         mongo: MongoResource,
         landing: LandingZoneResource,
     ):
+        # pymongo loads with the copy, not with the code location.
+        from pymongo.errors import PyMongoError
+
         partition_keys = list(context.partition_keys) if source.partitions_def else [None]
         root = Path(landing.root_path)
         try:
