@@ -170,7 +170,9 @@ def sync(
     return result
 
 
-def _embed_and_upsert(client, collection, to_embed, encode, texts_per_call, model_name, model_version, log) -> int:
+def _embed_and_upsert(
+    client, collection, to_embed, encode, texts_per_call, model_name, model_version, log
+) -> int:
     """Encode call N+1 while the points of call N are written: the model and Qdrant's writes overlap. Texts go in
     length order, since the model pads each of its batches to the longest text."""
     from qdrant_client import models
