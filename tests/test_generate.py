@@ -7,7 +7,6 @@ truncation, key normalisation, CDC replay) from the files alone, without generat
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
 import io
 import json
@@ -26,6 +25,8 @@ import orjson
 import pytest
 
 from strata.generate import SOURCES, FaultRates, generate
+from tests.cdc_contract import replay
+from tests.cdc_contract import rows as cdc_rows
 
 BOM = b"\xef\xbb\xbf"
 COUNT_FIELDS = {
@@ -439,62 +440,77 @@ def test_video_recount(drop):
     assert all("\n" in c["description"] for c in content)
 
 
-def _cdc_rows(path: Path) -> list[dict]:
-    return list(csv.DictReader(io.StringIO(gzip.decompress(path.read_bytes()).decode(), newline="")))
-
-
 def test_cdc_replay_matches_final_state(drop):
     out, manifest, _ = drop
     source = manifest["sources"]["cdc_brands"]
-    snapshot = _cdc_rows(out / "cdc/brands/LOAD00000001.csv.gz")
+    expect = source["expect"]
+    reload = expect["reload"]
+    first = cdc_rows(out / "cdc/brands/LOAD00000001.csv.gz")
+    reloaded = cdc_rows(out / reload["path"])
     change_paths = sorted((out / "cdc/brands__ct").iterdir())
-    changes = [(path.name, row) for path in change_paths for row in _cdc_rows(path)]
+    changes = [(path.name, row) for path in change_paths for row in cdc_rows(path)]
     seqs = [row["header__change_seq"] for _, row in changes]
     assert all(len(s) == 35 and s.isdigit() for s in seqs)
-    columns = [c for c in snapshot[0]]
-    # The contract: a snapshot row is the oldest event for its key; then the highest seq wins.
-    winner = {row["brand_id"]: ("", "L", row) for row in snapshot}
-    for _, row in changes:
-        if (
-            row["header__change_oper"] != "B"
-            and row["header__change_seq"] > winner.get(row["brand_id"], ("",))[0]
-        ):
-            winner[row["brand_id"]] = (row["header__change_seq"], row["header__change_oper"], row)
-    final = [{c: row[c] for c in columns} for _, (_, oper, row) in sorted(winner.items()) if oper != "D"]
-    assert final == source["expect"]["final_state"]
-    assert len(final) == source["expect"]["final_count"]
+    landed = sorted(f["path"] for f in source["files"])
+    assert landed == sorted(
+        [
+            "cdc/brands/LOAD00000001.csv.gz",
+            reload["path"],
+            *(f"cdc/brands__ct/{p.name}" for p in change_paths),
+        ]
+    )
+
+    final = replay(out, landed)
+    assert final == expect["final_state"]
+    assert len(final) == expect["final_count"] and len(reloaded) == reload["rows"]
     assert (
         hashlib.sha256(orjson.dumps(final, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        == source["expect"]["final_state_sha256"]
+        == expect["final_state_sha256"]
     )
-    assert source["expect"]["events"] == dict(Counter(row["header__change_oper"] for _, row in changes))
+    assert expect["events"] == dict(Counter(row["header__change_oper"] for _, row in changes))
     part = source["partitions"]["all"]
-    assert part["records_read"] == part["bronze_rows"] == len(snapshot) + len(changes)
+    assert part["records_read"] == part["bronze_rows"] == len(first) + len(reloaded) + len(changes)
     assert part["distinct_keys"] == len(
-        {r["brand_id"] for r in snapshot} | {r["brand_id"] for _, r in changes}
+        {r["brand_id"] for r in first + reloaded} | {r["brand_id"] for _, r in changes}
     )
     for i, (_, row) in enumerate(changes):
         if row["header__change_oper"] == "B":
             assert changes[i + 1][1]["header__change_oper"] == "U"
             assert changes[i + 1][1]["header__change_seq"] == row["header__change_seq"]
     # Landing order (names and mtimes) disagrees with sequence order for at least one pair of files.
-    max_seq = [max(r["header__change_seq"] for r in _cdc_rows(p)) for p in change_paths]
+    max_seq = [max(r["header__change_seq"] for r in cdc_rows(p)) for p in change_paths]
     assert max_seq != sorted(max_seq)
     assert [p.name for p in sorted(change_paths, key=lambda p: p.stat().st_mtime)] == [
         p.name for p in change_paths
     ]
-    # Overlap: some changes predate the full load.
-    snapshot_time = max(r["updated_at"] for r in snapshot)
-    assert min(r["header__timestamp"] for _, r in changes) < snapshot_time
-    keys = source["expect"]["scripted_keys"]
+    # Overlap: some changes predate the first full load, and some, made while the reload ran, are in it too.
+    assert min(r["header__timestamp"] for _, r in changes) < max(r["updated_at"] for r in first)
+    started = reload["started"]
+    during = [r for _, r in changes if r["header__timestamp"] >= started and r["header__change_oper"] != "B"]
+    in_reload = {r["brand_id"]: r for r in reloaded}
+    assert any(in_reload.get(r["brand_id"], {}).get("updated_at") == r["updated_at"] for r in during)
+    # The change file with the last changes before the outage lands after the reload.
+    late = cdc_rows(out / reload["lands_before"])
+    assert max(r["header__timestamp"] for r in late) < started
+    assert (out / reload["lands_before"]).stat().st_mtime > (out / reload["path"]).stat().st_mtime
+
+    keys = expect["scripted_keys"]
     present = {r["brand_id"] for r in final}
+    gone, changed = reload["deleted_while_capture_was_down"], reload["changed_while_capture_was_down"]
     assert (
         keys["deleted"] not in present
         and keys["tombstone"] not in present
         and keys["deleted_reinserted"] in present
+        and gone not in present
+        and changed in present
     )
+    # What the reload fixes: without it, the last captured change of `gone` resurrects it, and `changed` keeps
+    # the value captured before the outage.
+    without_reload = {r["brand_id"]: r for r in replay(out, [p for p in landed if p != reload["path"]])}
+    assert gone in without_reload
+    assert without_reload[changed] != {r["brand_id"]: r for r in final}[changed]
     # Replaying in landing order without comparing seqs resurrects the tombstoned key.
-    naive = {r["brand_id"]: "L" for r in snapshot}
+    naive = {r["brand_id"]: "L" for r in first}
     for _, row in changes:
         if row["header__change_oper"] != "B":
             naive[row["brand_id"]] = row["header__change_oper"]

@@ -302,6 +302,18 @@ def test_a_partition_run_scans_only_that_partitions_folders():
     assert brands.partition_folders(None) == ("cdc/brands", "cdc/brands__ct")
 
 
+def test_a_cdc_reload_lands_in_a_folder_named_for_its_start_and_in_no_other_folder():
+    brands = SOURCES_BY_NAME["cdc_brands"]
+
+    assert brands.match("cdc/brands/LOAD00000001.csv.gz") == {}
+    assert brands.match("cdc/brands/20261105-015133752/LOAD00000002.csv") == {
+        "snapshot": "20261105-015133752"
+    }
+    # Anything else under the table's folder breaks the contract: refused at landing, naming it.
+    for path in ("cdc/brands/reload-2/LOAD00000001.csv", "cdc/brands/20261105/LOAD00000001.csv"):
+        assert brands.match(path) is None
+
+
 def test_hashing_per_tick_stops_at_the_byte_budget_and_the_rest_waits_for_the_next_tick(zone, monkeypatch):
     monkeypatch.setattr(sensor_module, "MAX_BYTES_PER_TICK", 200)
     for i in range(4):

@@ -10,18 +10,15 @@ and the offline embedding model.
    appear nowhere Dagster records runs — run config and tags, snapshots, the event log with every
    materialization's metadata, compute logs, any file of the instance — nor in any file under dbt's target
    folder, nor in the alerts posted for failed runs.
-3. CDC files of `cdc_brands` landing in any order and any batching (hypothesis): after every batch
-   silver.brands is the replay of the landed events by change sequence, and once every file has landed it is
-   the generator's final state exactly.
+3. CDC files of `cdc_brands` (a first full load, a reload, change files) landing in any order and any batching
+   (hypothesis): after every batch silver.brands is the replay of the landed files under the CDC contract
+   (tests/cdc_contract.py), and once every file has landed it is the generator's final state exactly.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
 import importlib
-import io
 import os
 import secrets
 import shutil
@@ -56,6 +53,7 @@ from resources import (
     QdrantResource,
 )
 from strata.generate import cdc, generate
+from tests.cdc_contract import COLUMNS, replay
 from tests.conftest import PII_SALT, build, free_port, keys_in, scratch_database, webhook_receiver
 
 BRONZE = {a.key.path[-1]: a for a in bronze_assets}
@@ -416,10 +414,9 @@ def test_secrets_given_through_the_environment_appear_nowhere_runs_are_recorded(
 
 # -- 3. CDC files arriving in every order ------------------------------------------------------------------
 
-CDC_FILES = 1 + cdc.CHANGE_FILES  # the LOAD snapshot and the change files
+CDC_FILES = 2 + cdc.CHANGE_FILES  # the first full load, the reload and the change files
 CDC_SEEDS = (7, 42, 2026)
 MAX_BATCHES = 4
-COLUMNS = ("brand_id", "name", "category", "country", "is_active", "updated_at")
 
 
 @pytest.fixture(scope="module")
@@ -454,19 +451,6 @@ def arrivals(draw) -> tuple[int, list[list[int]]]:
     return seed, [list(order[start:end]) for start, end in zip(bounds, bounds[1:], strict=False)]
 
 
-def replay(out: Path, landed: list[str]) -> list[dict]:
-    """The contract, independently of dbt: a LOAD row is the oldest event of its key; among the I/U/D change
-    rows (B before-images never apply) the highest header__change_seq wins; a winning D means no row."""
-    winner: dict[str, tuple[str, str, dict]] = {}
-    for relative in landed:
-        text = gzip.decompress((out / relative).read_bytes()).decode()
-        for row in csv.DictReader(io.StringIO(text, newline="")):
-            seq, oper = row.get("header__change_seq", ""), row.get("header__change_oper", "L")
-            if oper != "B" and (row["brand_id"] not in winner or seq > winner[row["brand_id"]][0]):
-                winner[row["brand_id"]] = (seq, oper, {c: row[c] for c in COLUMNS})
-    return [row for _, (_, oper, row) in sorted(winner.items()) if oper != "D"]
-
-
 def silver_brands(warehouse: PostgresResource) -> list[dict]:
     with warehouse.connect() as conn:
         rows = conn.execute(
@@ -480,8 +464,11 @@ def silver_brands(warehouse: PostgresResource) -> list[dict]:
 @pytest.mark.slow
 @settings(max_examples=6, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate))
 @given(arrival=arrivals())
-# One file at a time: the change files newest first, the LOAD snapshot last.
-@example(arrival=(42, [[6], [5], [4], [3], [2], [1], [0]]))
+# One file at a time (in path order: the reload, the first full load, the change files): the change files newest
+# first, then the first full load, the reload last.
+@example(arrival=(42, [[7], [6], [5], [4], [3], [2], [1], [0]]))
+# The reload before the first full load, then every change file at once.
+@example(arrival=(7, [[0], [1], [2, 3, 4, 5, 6, 7]]))
 def test_cdc_files_landing_in_any_order_and_batching_end_as_the_final_state(
     arrival, cdc_drops, cdc_warehouse, transform
 ):

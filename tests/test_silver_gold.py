@@ -81,7 +81,7 @@ def test_every_dbt_test_is_an_asset_check_and_passes(pipeline: Pipeline):
 
 def test_unit_tests_of_the_tricky_logic_and_every_gold_kpi_pass(built, warehouse):
     """dbt unit tests (hand-computed fixtures): count parsing, key drift, dedup order, media typing, CDC
-    application, SCD2, completion capping, and the arithmetic of every gold mart."""
+    application (a reload among it), SCD2, completion capping, and the arithmetic of every gold mart."""
     with scoped_environ(dbt_env(warehouse.url, SALT)):
         invocation = built["resources"]["dbt"].cli(
             ["test", "--select", "test_type:unit"], raise_on_error=False
@@ -91,7 +91,7 @@ def test_unit_tests_of_the_tricky_logic_and_every_gold_kpi_pass(built, warehouse
     statuses = {r["unique_id"].rsplit(".", 1)[-1]: r["status"] for r in results}
     assert statuses and set(statuses.values()) == {"pass"}, statuses
     models = {name.split("_")[0] for name in statuses}
-    assert len(statuses) == 12 and {"posts", "brands", "accounts", "post", "creator"} <= models
+    assert len(statuses) == 13 and {"posts", "brands", "accounts", "post", "creator"} <= models
 
 
 def test_partitions_line_up_with_bronze_and_automation_follows_the_layer(transform):
@@ -216,6 +216,14 @@ def test_cdc_brands_equal_the_final_state_row_for_row(built, warehouse):
     scripted = expect["scripted_keys"]
     assert scripted["deleted"] not in keys and scripted["tombstone"] not in keys
     assert scripted["deleted_reinserted"] in keys
+    reload = expect["reload"]
+    assert reload["deleted_while_capture_was_down"] not in keys
+    assert reload["changed_while_capture_was_down"] in keys
+    # The reload is in bronze whole: its rows unchanged since the first full load are not duplicates of it.
+    in_bronze = _rows(
+        warehouse, "SELECT count(*) FROM bronze.cdc_brands WHERE source_file = %s", (reload["path"],)
+    )
+    assert in_bronze == [(reload["rows"],)]
 
 
 def test_accounts_scd2_versions_equal_the_manifest_changes(built, warehouse):

@@ -6,6 +6,7 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
+from assets.bronze.duplicates import duplicate_scope
 from assets.bronze.partition_load import FileOutcome
 from assets.bronze.sources import Source
 from assets.bronze.tables import QUARANTINE, table
@@ -83,9 +84,11 @@ def no_duplicate_records(
         or [sql.SQL("true")]
     )
     duplicated = conn.execute(
-        sql.SQL(
-            "SELECT count(*) FROM (SELECT record_hash FROM {} WHERE {} GROUP BY record_hash HAVING count(*) > 1) d"
-        ).format(table(source), where),
+        sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} GROUP BY {} HAVING count(*) > 1) d").format(
+            table(source),
+            where,
+            sql.SQL(", ").join([sql.Identifier("record_hash"), *duplicate_scope(source)]),
+        ),
         partition_values,
     ).fetchone()[0]
     return dg.AssetCheckResult(

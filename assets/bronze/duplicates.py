@@ -1,5 +1,6 @@
 """The duplicate screen of a partition load: of the byte-identical records of a partition, only the first (by
-load, record number) stays in bronze; the others move to quarantine as `duplicate_record`.
+load, record number) stays in bronze; the others move to quarantine as `duplicate_record`. For a source with
+snapshot folders, records repeat each other only within a landing folder (`duplicate_scope`).
 
 While the files are copied, `DuplicateScreen` (a Bloom filter over the record hashes) marks the records that
 may repeat; `quarantine_duplicates` then checks exactly, in Postgres, only those candidates.
@@ -17,6 +18,16 @@ from assets.bronze.tables import table
 DUPLICATE_RECORD = "duplicate_record"
 # Duplicates moved to quarantine per statement, so that a partition of many holds only one batch of raw JSON.
 MOVE_BATCH = 10_000
+
+
+def duplicate_scope(source: Source, alias: str | None = None) -> list[sql.Composable]:
+    """What, besides the record hash, two records must share to repeat each other: the partition's columns, and
+    for a source with snapshot folders the folder the file landed in."""
+    column = (lambda name: sql.Identifier(alias, name)) if alias else sql.Identifier
+    scope: list[sql.Composable] = [column(name) for name, _ in source.partition_columns]
+    if source.has_snapshot_folders:
+        scope.append(sql.SQL("regexp_replace({}, '/[^/]*$', '')").format(column("source_file")))
+    return scope
 
 
 class DuplicateScreen:
@@ -77,7 +88,8 @@ def quarantine_duplicates(
     if candidates is not None and not candidates:
         return []
     same_partition = sql.SQL("").join(
-        sql.SQL(" AND o.{0} = n.{0}").format(sql.Identifier(name)) for name, _ in source.partition_columns
+        sql.SQL(" AND {} = {}").format(old, new)
+        for old, new in zip(duplicate_scope(source, "o"), duplicate_scope(source, "n"), strict=True)
     )
     repeats = sql.SQL(
         """

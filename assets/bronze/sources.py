@@ -48,6 +48,12 @@ class Source:
         return dg.AssetKey(["bronze", self.name])
 
     @property
+    def has_snapshot_folders(self) -> bool:
+        """Full loads land in folders named for their start (`{snapshot}`): a reload re-sends every unchanged
+        row, and each must stay with its snapshot, so a record repeats another only within its folder."""
+        return any("{snapshot}" in pattern for pattern in self.patterns)
+
+    @property
     def folders(self) -> tuple[str, ...]:
         """The landing folders this source's files live under (the sensor scans only these)."""
         heads = {p.split("{")[0].split("*")[0].rsplit("/", 1)[0] for p in self.patterns}
@@ -102,11 +108,14 @@ class Source:
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
-    """`{date}` → a YYYY-MM-DD group, `{network}` → a known network, `*` → one path segment's characters."""
+    """`{date}` → a YYYY-MM-DD group, `{network}` → a known network, `{snapshot}` → the moment a CDC full load
+    started (YYYYMMDD-HHMMSSmmm), `*` → one path segment's characters."""
     out = []
-    for token in re.split(r"(\{date\}|\{network\}|\*)", pattern):
+    for token in re.split(r"(\{date\}|\{network\}|\{snapshot\}|\*)", pattern):
         if token == "{date}":
             out.append(r"(?P<date>\d{4}-\d{2}-\d{2})")
+        elif token == "{snapshot}":
+            out.append(r"(?P<snapshot>\d{8}-\d{9})")
         elif token == "{network}":
             out.append("(?P<network>" + "|".join(NETWORKS) + ")")
         elif token == "*":
@@ -209,11 +218,14 @@ SOURCES: tuple[Source, ...] = (
     Source(
         name="cdc_brands",
         domain="operational",
-        description="CDC of the operational `brands` table, Qlik Replicate style: LOAD snapshots and __ct change "
-        "files, every row kept with its header columns.",
+        description="CDC of the operational `brands` table, Qlik Replicate style: full loads (LOAD files: the "
+        "first at cdc/brands/, each reload in a folder named for its start) and __ct change files, every row "
+        "kept with its header columns.",
         patterns=(
             "cdc/brands/LOAD*.csv.gz",
             "cdc/brands/LOAD*.csv",
+            "cdc/brands/{snapshot}/LOAD*.csv.gz",
+            "cdc/brands/{snapshot}/LOAD*.csv",
             "cdc/brands__ct/*.csv.gz",
             "cdc/brands__ct/*.csv",
         ),

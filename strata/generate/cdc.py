@@ -1,9 +1,14 @@
 """cdc_brands: a Qlik Replicate style full load plus change files for the operational `brands` table.
 
-The table's history is simulated as one ordered stream of changes. The full load is taken part way
+The table's history is simulated as one ordered stream of changes. The first full load is taken part way
 through; the change files start a little before it (overlap) and run to the end. Three keys get scripted
 histories the loader must get right: deleted for good, deleted then re-inserted, and a tombstone whose
 older update lands in a file that arrives after the delete.
+
+Later, capture goes down for a while (its changes never reach a change file: one key is deleted and one
+changed) and the table is reloaded: a second full load lands in a folder named for the moment it started,
+`cdc/brands/<YYYYMMDD-HHMMSSmmm>/LOAD00000001.csv.gz`. Changes made while it ran are both in it and in the
+change files. The change file holding the last changes before the outage lands after the reload.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ HEADERS = ("header__change_seq", "header__change_oper", "header__timestamp")
 BRANDS = 50  # at scale 1
 CHANGES_PER_DAY = 10  # at scale 1, after the full load
 OVERLAP = 3  # changes before the full load that also appear in the change files
+OUTAGE = 2  # changes while capture is down, before the reload: a delete and an update, in no change file
+RELOAD_OVERLAP = 2  # changes while the reload runs: in its full load and in the change files
 CHANGE_FILES = 6
 SEQ_WIDTH = 35
 
@@ -140,18 +147,28 @@ def generate(run: Run) -> SourceReport:
     after = max(15, CHANGES_PER_DAY * run.days * run.scale)
     stream_len = OVERLAP + after  # changes that reach the change files
     per_file = -(-stream_len // CHANGE_FILES)
-    deleted, reinserted, tombstone = rng.sample(range(brands), 3)
+    deleted, reinserted, tombstone, gone, changed = rng.sample(range(brands), 5)
+    outage = range(4 * per_file, 4 * per_file + OUTAGE)
+    reload_at = outage.stop  # the position of the first change made while the reload runs
+    assert reload_at + RELOAD_OVERLAP < stream_len - 1, "too few changes for the scripted history"
     scripted = {
         OVERLAP + 1: ("D", deleted),
         OVERLAP + 2: ("D", reinserted),
         stream_len - 1: ("I", reinserted),
         3 * per_file - 1: ("U", tombstone),  # last change of the third file, which lands late...
         3 * per_file: ("D", tombstone),  # ...after the fourth file, which starts with the delete
+        # Captured just before the outage, then deleted and changed while capture is down: only the reload
+        # knows.
+        outage.start - 2: ("U", changed),
+        outage.start - 1: ("U", gone),
+        outage.start: ("D", gone),
+        outage.start + 1: ("U", changed),
     }
-    protected = {deleted, reinserted, tombstone}
+    protected = {deleted, reinserted, tombstone, gone, changed}
     changes: list[list[list[str]]] = []
     times: list[datetime] = []
     step = timedelta(seconds=run.days * 86400 / (after + 1))
+    previous = born
     for i in range(before + after):
         moment = (
             snapshot_at - timedelta(minutes=10 * (before - i))
@@ -162,6 +179,11 @@ def generate(run: Run) -> SourceReport:
         if i == before:
             snapshot = [dict(table.rows[k]) for k in sorted(table.rows)]
         position = i - (before - OVERLAP)
+        if position == reload_at:
+            reload_started = previous + (moment - previous) / 2
+        if position == reload_at + RELOAD_OVERLAP:
+            reloaded = [dict(table.rows[k]) for k in sorted(table.rows)]
+        previous = moment
         oper, index = scripted.get(position, (None, None))
         if oper == "I":
             change = table.insert(moment, index)
@@ -179,20 +201,31 @@ def generate(run: Run) -> SourceReport:
             else:
                 change = table.update(moment, rng.choice(candidates))
         if position >= 0:
-            changes.append(change)
+            changes.append([] if position in outage else change)
             times.append(moment)
 
     snapshot_rel = "cdc/brands/LOAD00000001.csv.gz"
     write_bytes(run.out / snapshot_rel, _csv(COLUMNS, [[row[c] for c in COLUMNS] for row in snapshot]))
     report.add_file(snapshot_rel, len(snapshot))
     part.loaded(len(snapshot))
-    keys = {row["brand_id"] for row in snapshot}
+    reload_folder = f"{reload_started:%Y%m%d-%H%M%S}{reload_started.microsecond // 1000:03d}"
+    reload_rel = f"cdc/brands/{reload_folder}/LOAD00000001.csv.gz"
+    write_bytes(run.out / reload_rel, _csv(COLUMNS, [[row[c] for c in COLUMNS] for row in reloaded]))
+    reload_landed = times[reload_at + RELOAD_OVERLAP - 1] + timedelta(minutes=2)
+    stamp = reload_landed.replace(tzinfo=UTC).timestamp()
+    os.utime(run.out / reload_rel, (stamp, stamp))
+    report.add_file(reload_rel, len(reloaded))
+    part.loaded(len(reloaded))
+    keys = {row["brand_id"] for row in snapshot + reloaded}
     opers = dict.fromkeys("IUDB", 0)
     landings = [
         times[min(len(times), start + per_file) - 1] + timedelta(minutes=2)
         for start in range(0, len(changes), per_file)
     ]
+    # The fourth file, with the last changes captured before the outage, lands once the reload has.
+    landings[3] = max(landings[3], reload_landed + timedelta(minutes=1))
     landings[2] = landings[3] + timedelta(minutes=7)
+    assert len(set(landings)) == len(landings), "two change files would land under one name"
     files = []
     for f, start in enumerate(range(0, len(changes), per_file)):
         rows = [row for change in changes[start : start + per_file] for row in change]
@@ -210,13 +243,28 @@ def generate(run: Run) -> SourceReport:
         files.append(rel)
     part.distinct_keys = len(keys)
     part.faults.update(
-        {"cdc_overlap": OVERLAP, "cdc_out_of_order_file": 1, "cdc_tombstone": 1, "cdc_delete_reinsert": 1}
+        {
+            "cdc_overlap": OVERLAP,
+            "cdc_out_of_order_file": 1,
+            "cdc_tombstone": 1,
+            "cdc_delete_reinsert": 1,
+            "cdc_reload": 1,
+            "cdc_outage_changes": OUTAGE,
+        }
     )
 
     final = [dict(table.rows[k]) for k in sorted(table.rows)]
     report.expect = {
         "events": opers,
         "snapshot_rows": len(snapshot),
+        "reload": {
+            "path": reload_rel,
+            "rows": len(reloaded),
+            "started": f"{reload_started:%Y-%m-%d %H:%M:%S.%f}",
+            "lands_before": files[3],
+            "deleted_while_capture_was_down": brand_id(gone),
+            "changed_while_capture_was_down": brand_id(changed),
+        },
         "final_count": len(final),
         "final_state_sha256": hashlib.sha256(orjson.dumps(final, option=orjson.OPT_SORT_KEYS)).hexdigest(),
         "scripted_keys": {

@@ -1,22 +1,49 @@
--- The operational `brands` table rebuilt from its CDC feed. Per key, the event with the highest
--- header__change_seq among I/U/D wins; LOAD snapshot rows (no header) are older than every change; B rows
--- (before-images) are never applied; a winning D means the key is absent. Because the winner is chosen by
--- sequence, file arrival order does not matter, an older change never resurrects a deleted key, and changes
--- that overlap the snapshot are not applied twice.
+-- The operational `brands` table rebuilt from its CDC feed, Qlik Replicate style. A full load is a snapshot:
+-- the table's first at the folder's root (cdc/brands/LOAD*.csv), each reload in a folder named for the moment
+-- it started (cdc/brands/<YYYYMMDD-HHMMSSmmm>/LOAD*.csv). Only the snapshot that started last counts, and
+-- only the changes captured from its start on: an older change, in whatever order its file lands, is already
+-- in that snapshot or was overtaken while capture was down. Among those, per key, the I/U/D event with the
+-- highest header__change_seq wins, snapshot rows ranking below every change (changes made while a full load
+-- ran are in both, and count once); B rows (before-images) never apply; a winning D means the key is absent.
 
-with events as (
+with cdc_rows as (
     select
         brand_id,
+        raw,
+        load_id,
+        record_number,
         header__change_oper as change_oper,
         header__change_seq::numeric(38, 0) as change_seq,
         header__timestamp as changed_at,
-        raw,
-        load_id,
-        record_number
+        -- A snapshot's start on the header__change_seq scale (its timestamp digits, then a zero counter); the
+        -- first full load starts before every change.
+        case
+            when header__change_oper is null
+                then coalesce(
+                    rpad(
+                        replace(substring(source_file from '/(\d{8}-\d{9})/[^/]+$'), '-', ''), 35, '0'
+                    )::numeric(38, 0),
+                    0
+                )
+        end as snapshot_start
     from {{ source('bronze', 'cdc_brands') }}
     where
         header__change_oper is null
         or header__change_oper in ('I', 'U', 'D')
+),
+
+current_snapshot as (
+    select coalesce(max(snapshot_start), 0) as started
+    from cdc_rows
+),
+
+events as (
+    select cdc_rows.*
+    from cdc_rows
+    cross join current_snapshot
+    where
+        cdc_rows.snapshot_start = current_snapshot.started
+        or cdc_rows.change_seq >= current_snapshot.started
 ),
 
 latest as (
