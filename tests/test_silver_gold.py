@@ -264,6 +264,14 @@ def test_campaigns_are_the_latest_document_versions(built, warehouse):
     assert found == expect
 
 
+def test_ad_spend_per_day_equals_the_vendor_files_named_by_date(built, warehouse):
+    expect = built["manifest"]["sources"]["dmap_ad_spend"]["expect"]["spend_usd_per_day"]
+    found = _rows(
+        warehouse, "SELECT spend_date::text, sum(spend_usd)::text FROM silver.ad_spend GROUP BY 1 ORDER BY 1"
+    )
+    assert dict(found) == expect
+
+
 def test_tweets_ambassadors_and_video_equal_the_manifest(built, warehouse):
     sources = built["manifest"]["sources"]
     tweets = sum(p["distinct_keys"] for p in sources["tweets"]["partitions"].values())

@@ -214,22 +214,28 @@ def record_error(
 
 
 def live_loads(conn: psycopg.Connection, source: str, partition_key: str | None) -> list[Load]:
-    """The current load of every path of a partition (what a full reload of the partition reads)."""
+    """The current load of every path of a partition (what a full reload of the partition reads): of a path
+    re-sent with new bytes, only the newest load, which supersedes the others."""
     cur = conn.cursor(row_factory=class_row(Load))
     return cur.execute(
-        _q("""SELECT {columns} FROM ledger.loads
-            WHERE source = %s AND partition_key IS NOT DISTINCT FROM %s AND status = ANY(%s) AND sha256 <> ''
-            ORDER BY load_id"""),
+        _q("""SELECT * FROM (
+                SELECT DISTINCT ON (path) {columns} FROM ledger.loads
+                WHERE source = %s AND partition_key IS NOT DISTINCT FROM %s AND status = ANY(%s) AND sha256 <> ''
+                ORDER BY path, load_id DESC
+              ) AS current ORDER BY load_id"""),
         (source, partition_key, list(LIVE_STATUSES)),
     ).fetchall()
 
 
 def all_live_loads(conn: psycopg.Connection, source: str) -> list[Load]:
+    """The current load of every path of a source (see `live_loads`)."""
     cur = conn.cursor(row_factory=class_row(Load))
     return cur.execute(
-        _q(
-            "SELECT {columns} FROM ledger.loads WHERE source = %s AND status = ANY(%s) AND sha256 <> '' ORDER BY load_id"
-        ),
+        _q("""SELECT * FROM (
+                SELECT DISTINCT ON (path) {columns} FROM ledger.loads
+                WHERE source = %s AND status = ANY(%s) AND sha256 <> ''
+                ORDER BY path, load_id DESC
+              ) AS current ORDER BY load_id"""),
         (source, list(LIVE_STATUSES)),
     ).fetchall()
 

@@ -93,7 +93,11 @@ class Source:
         for pattern in self.patterns:
             found = _compile(pattern).fullmatch(relative_path)
             if found:
-                return found.groupdict()
+                values = found.groupdict()
+                compact = values.pop("yyyymmdd", None)
+                if compact:
+                    values["date"] = f"{compact[:4]}-{compact[4:6]}-{compact[6:]}"
+                return values
         return None
 
     def partition_key(self, values: dict[str, str]) -> str | None:
@@ -108,12 +112,15 @@ class Source:
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
-    """`{date}` → a YYYY-MM-DD group, `{network}` → a known network, `{snapshot}` → the moment a CDC full load
-    started (YYYYMMDD-HHMMSSmmm), `*` → one path segment's characters."""
+    """`{date}` → a YYYY-MM-DD group, `{yyyymmdd}` → the same date written YYYYMMDD (a date in a file name),
+    `{network}` → a known network, `{snapshot}` → the moment a CDC full load started (YYYYMMDD-HHMMSSmmm),
+    `*` → one path segment's characters."""
     out = []
-    for token in re.split(r"(\{date\}|\{network\}|\{snapshot\}|\*)", pattern):
+    for token in re.split(r"(\{date\}|\{yyyymmdd\}|\{network\}|\{snapshot\}|\*)", pattern):
         if token == "{date}":
             out.append(r"(?P<date>\d{4}-\d{2}-\d{2})")
+        elif token == "{yyyymmdd}":
+            out.append(r"(?P<yyyymmdd>\d{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))")
         elif token == "{snapshot}":
             out.append(r"(?P<snapshot>\d{8}-\d{9})")
         elif token == "{network}":
@@ -238,6 +245,17 @@ SOURCES: tuple[Source, ...] = (
             Field("header__timestamp", "timestamptz"),
             Field("brand_id", "text"),
         ),
+    ),
+    Source(
+        name="dmap_ad_spend",
+        domain="paid_media",
+        description="Paid-media spend per campaign, network and day from a vendor's daily fetch: one CSV a day, "
+        "the date in the file name (DMAP style); a day re-sent with new bytes replaces the first version.",
+        patterns=("dmap/ad_spend/{yyyymmdd}.csv",),
+        format="csv",
+        partitioning="daily",
+        natural_key=("campaign_id", "network"),
+        fields=(Field("report_date", "date"), Field("campaign_id", "text"), Field("network", "text")),
     ),
 )
 

@@ -47,6 +47,7 @@ SOURCES = (
     "video_sessions",
     "video_content",
     "cdc_brands",
+    "dmap_ad_spend",
 )
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
