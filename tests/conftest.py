@@ -6,6 +6,7 @@ receive the tests' DROP SCHEMA statements.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -146,6 +147,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     shared = session.config._tmp_path_factory.getbasetemp()
     if (shared / "postgres.port").exists():
         services.down(_session_settings(shared))
+
+
+@pytest.fixture(scope="module")
+def transform():
+    """The dbt assets, with the manifest prepared first (`dbt parse`, partial parsing keeps it quick)."""
+    from assets.transform.project import dbt_project
+
+    dbt_project.preparer.prepare(dbt_project)
+    return importlib.import_module("assets.transform")
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ rows leave bronze and silver."""
 
 from __future__ import annotations
 
-import importlib
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -12,7 +11,6 @@ import dagster as dg
 import pytest
 
 from assets.bronze.factory import bronze_assets
-from assets.transform.project import dbt_project
 from resources import LandingZoneResource, MongoResource
 from strata.generate import FaultRates, dmap
 from strata.generate.core import Run
@@ -30,9 +28,9 @@ def spend(rows: list[list[str]]) -> Decimal:
     return sum((Decimal(row[5]) for row in rows), Decimal(0))
 
 
-def test_days_named_in_file_names_land_out_of_order_and_a_resent_day_replaces_its_rows(warehouse, tmp_path):
-    dbt_project.preparer.prepare(dbt_project)
-    transform = importlib.import_module("assets.transform")
+def test_days_named_in_file_names_land_out_of_order_and_a_resent_day_replaces_its_rows(
+    warehouse, transform, tmp_path
+):
     daily = next(a for a in transform.dbt_assets if a.op.name == "dbt_daily")
     run = Run(tmp_path / "drop", seed=5, scale=1, days=len(DAYS), start=START, rates=FaultRates())
     root = tmp_path / "landing"

@@ -18,7 +18,6 @@ and the offline embedding model.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import secrets
 import shutil
@@ -73,13 +72,6 @@ LOCKER = (
 
 
 # -- fixtures and steps ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def transform():
-    """The dbt assets, with the manifest prepared first (`dbt parse`, partial parsing keeps it quick)."""
-    dbt_project.preparer.prepare(dbt_project)
-    return importlib.import_module("assets.transform")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ partitioning over the whole partition range (single-run backfill: the range beco
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import uuid
 from collections import defaultdict
@@ -46,11 +45,6 @@ def built(pipeline: Pipeline) -> dict:
         "assets": {a.op.name: a for a in dbt_assets},
         "days": sorted(pipeline.manifest["sources"]["video_sessions"]["partitions"]),
     }
-
-
-@pytest.fixture(scope="module")
-def transform():
-    return importlib.import_module("assets.transform")
 
 
 @pytest.fixture(scope="module")

@@ -216,28 +216,25 @@ def record_error(
 def live_loads(conn: psycopg.Connection, source: str, partition_key: str | None) -> list[Load]:
     """The current load of every path of a partition (what a full reload of the partition reads): of a path
     re-sent with new bytes, only the newest load, which supersedes the others."""
-    cur = conn.cursor(row_factory=class_row(Load))
-    return cur.execute(
-        _q("""SELECT * FROM (
-                SELECT DISTINCT ON (path) {columns} FROM ledger.loads
-                WHERE source = %s AND partition_key IS NOT DISTINCT FROM %s AND status = ANY(%s) AND sha256 <> ''
-                ORDER BY path, load_id DESC
-              ) AS current ORDER BY load_id"""),
-        (source, partition_key, list(LIVE_STATUSES)),
-    ).fetchall()
+    return _current_loads(
+        conn, sql.SQL("source = %s AND partition_key IS NOT DISTINCT FROM %s"), (source, partition_key)
+    )
 
 
 def all_live_loads(conn: psycopg.Connection, source: str) -> list[Load]:
     """The current load of every path of a source (see `live_loads`)."""
-    cur = conn.cursor(row_factory=class_row(Load))
-    return cur.execute(
-        _q("""SELECT * FROM (
-                SELECT DISTINCT ON (path) {columns} FROM ledger.loads
-                WHERE source = %s AND status = ANY(%s) AND sha256 <> ''
-                ORDER BY path, load_id DESC
-              ) AS current ORDER BY load_id"""),
-        (source, list(LIVE_STATUSES)),
-    ).fetchall()
+    return _current_loads(conn, sql.SQL("source = %s"), (source,))
+
+
+def _current_loads(conn: psycopg.Connection, where: sql.Composable, params: tuple) -> list[Load]:
+    query = sql.SQL(
+        """SELECT * FROM (
+             SELECT DISTINCT ON (path) {columns} FROM ledger.loads
+             WHERE {where} AND status = ANY(%s) AND sha256 <> ''
+             ORDER BY path, load_id DESC
+           ) AS current ORDER BY load_id"""
+    ).format(columns=_LOAD_COLUMNS, where=where)
+    return conn.cursor(row_factory=class_row(Load)).execute(query, (*params, list(LIVE_STATUSES))).fetchall()
 
 
 def is_pending(load: Load) -> bool:

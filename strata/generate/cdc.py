@@ -18,6 +18,7 @@ import hashlib
 import io
 import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from random import Random
 
 import orjson
@@ -125,6 +126,12 @@ class _Table:
         return self._rows(moment, ("D", self.rows.pop(index)))
 
 
+def _landed_at(path: Path, moment: datetime) -> None:
+    # mtime follows the landing time, so "newest file wins" is as wrong by mtime as by name.
+    stamp = moment.replace(tzinfo=UTC).timestamp()
+    os.utime(path, (stamp, stamp))
+
+
 def _csv(header: tuple[str, ...], rows: list[list[str]]) -> bytes:
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
@@ -212,8 +219,7 @@ def generate(run: Run) -> SourceReport:
     reload_rel = f"cdc/brands/{reload_folder}/LOAD00000001.csv.gz"
     write_bytes(run.out / reload_rel, _csv(COLUMNS, [[row[c] for c in COLUMNS] for row in reloaded]))
     reload_landed = times[reload_at + RELOAD_OVERLAP - 1] + timedelta(minutes=2)
-    stamp = reload_landed.replace(tzinfo=UTC).timestamp()
-    os.utime(run.out / reload_rel, (stamp, stamp))
+    _landed_at(run.out / reload_rel, reload_landed)
     report.add_file(reload_rel, len(reloaded))
     part.loaded(len(reloaded))
     keys = {row["brand_id"] for row in snapshot + reloaded}
@@ -232,9 +238,7 @@ def generate(run: Run) -> SourceReport:
         landed = landings[f]
         rel = f"cdc/brands__ct/{landed:%Y%m%d-%H%M%S}{landed.microsecond // 1000:03d}.csv.gz"
         write_bytes(run.out / rel, _csv(HEADERS + COLUMNS, rows))
-        # mtime follows the landing time, so "newest file wins" is as wrong by mtime as by name.
-        stamp = landed.replace(tzinfo=UTC).timestamp()
-        os.utime(run.out / rel, (stamp, stamp))
+        _landed_at(run.out / rel, landed)
         report.add_file(rel, len(rows))
         part.loaded(len(rows))
         for row in rows:
