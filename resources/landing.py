@@ -59,6 +59,16 @@ class LandingZoneResource(dg.ConfigurableResource):
             return relative
         return f"{'error' if errored else 'archive'}/{relative}"
 
+    def write(self, relative: str, data: bytes) -> Path:
+        """Write a file within the root whole or not at all: under a hidden name (which scans skip), then
+        renamed into place."""
+        target = self.resolve(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(data)
+        os.replace(temporary, target)
+        return target
+
     def move(self, source: str, target: str) -> None:
         """Move a file within the root (atomic rename; replaces an identical earlier copy at the target)."""
         src, dst = self.resolve(source), self.resolve(target)

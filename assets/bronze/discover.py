@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 
 from assets.bronze import ledger
+from assets.bronze.dumps import split_dump
 from assets.bronze.sources import SOURCES, Source
 from assets.partitions import in_range
 from resources.landing import LandingPathError, LandingZoneResource
@@ -53,6 +54,7 @@ def discover(
     so a backlog never makes one sensor tick run long (the rest is found on the next tick)."""
     result = Discovery()
     candidates: list[ledger.LandedFile] = []
+    dumps: list[ledger.LandedFile] = []
     # A run of one partition looks only at that partition's folders and ledger rows: its cost must not grow
     # with the source's history.
     folders = source.partition_folders(only_partition)
@@ -85,15 +87,21 @@ def discover(
                 result.rejected.append(relative)
                 continue
             values = source.match(relative)
-            if values is None:
+            # A stream's dump holds records of any day: it has no partition and is split once registered.
+            is_dump = values is None and source.dumps is not None and source.dumps.matches(relative)
+            if values is None and not is_dump:
                 if not previous:
                     reason = "path does not match the landing contract: " + " or ".join(source.patterns)
                     _reject(conn, landing, source, relative, None, stat.st_size, mtime, reason, result)
                 continue
-            partition_key = source.partition_key(values)
-            if only_partition is not None and partition_key != only_partition:
+            partition_key = None if is_dump else source.partition_key(values)
+            if not is_dump and only_partition is not None and partition_key != only_partition:
                 continue
-            if "date" in values and not in_range(values["date"], today=datetime.now(UTC).date()):
+            if (
+                not is_dump
+                and "date" in values
+                and not in_range(values["date"], today=datetime.now(UTC).date())
+            ):
                 _reject(
                     conn,
                     landing,
@@ -106,7 +114,7 @@ def discover(
                     result,
                 )
                 continue
-            over_budget = (max_files is not None and len(candidates) >= max_files) or (
+            over_budget = (max_files is not None and len(candidates) + len(dumps) >= max_files) or (
                 max_bytes is not None and result.bytes_hashed >= max_bytes
             )
             if over_budget or not is_stable(relative, signature):
@@ -114,19 +122,31 @@ def discover(
                 result.waiting[relative] = signature
                 continue
             result.bytes_hashed += stat.st_size
-            candidates.append(
-                ledger.LandedFile(relative, partition_key, stat.st_size, mtime, sha256_of(path))
-            )
-    for load, new in ledger.register(conn, source.name, candidates):
+            landed = ledger.LandedFile(relative, partition_key, stat.st_size, mtime, sha256_of(path))
+            (dumps if is_dump else candidates).append(landed)
+    _settle_registered(conn, landing, ledger.register(conn, source.name, candidates), result)
+    for landed in dumps:
+        split = split_dump(conn, source, landing, landed)
+        _settle_registered(conn, landing, [(split.dump, split.new), *split.parts], result)
+    return result
+
+
+def _settle_registered(
+    conn: psycopg.Connection,
+    landing: LandingZoneResource,
+    registered: list[tuple[ledger.Load, bool]],
+    result: Discovery,
+) -> None:
+    """A new load is ready to load, or a duplicate to archive at once; a known one may have a move to finish."""
+    for load, new in registered:
         if new and load.status == "duplicate":
             settled = landing.settled_path(load.path, errored=False)
             landing.move(load.path, settled)
             ledger.set_stored_path(conn, load.load_id, settled)
-        elif new:
+        elif new and load.status == "ready":
             result.registered.append(load)
         else:
             _settle_leftover(landing, load, load.path)
-    return result
 
 
 def _refusal(landing: LandingZoneResource, relative: str) -> str | None:

@@ -29,6 +29,20 @@ class Field:
 
 
 @dataclass(frozen=True)
+class EventDumps:
+    """Files a stream consumer writes with no date in their name (`stream/<topic>/<uuid>.json`, a JSON array, or
+    `.jsonl`, JSON lines; gzip allowed), each holding records of any days. On arrival a dump is split by the
+    event time of its records into one part per day, `<topic>/date=<day>/<dump name>.jsonl`, which the
+    source's daily patterns then load like any landed file (assets.bronze.dumps)."""
+
+    patterns: tuple[str, ...]
+    event_time: Field
+
+    def matches(self, relative_path: str) -> bool:
+        return any(_compile(pattern).fullmatch(relative_path) for pattern in self.patterns)
+
+
+@dataclass(frozen=True)
 class Source:
     name: str
     domain: str
@@ -42,6 +56,8 @@ class Source:
     record_path: str = ""
     mirror_to_mongo: bool = False
     quarantine_warn_rate: float = 0.05
+    # A stream's dumps, split into the daily files of `patterns` by the event time of their records.
+    dumps: EventDumps | None = None
 
     @property
     def asset_key(self) -> dg.AssetKey:
@@ -56,8 +72,12 @@ class Source:
     @property
     def folders(self) -> tuple[str, ...]:
         """The landing folders this source's files live under (the sensor scans only these)."""
-        heads = {p.split("{")[0].split("*")[0].rsplit("/", 1)[0] for p in self.patterns}
-        return tuple(sorted(h for h in heads if not any(h != o and h.startswith(o + "/") for o in heads)))
+        patterns = (*self.patterns, *self._dump_patterns)
+        return _outermost({p.split("{")[0].split("*")[0].rsplit("/", 1)[0] for p in patterns})
+
+    @property
+    def _dump_patterns(self) -> tuple[str, ...]:
+        return self.dumps.patterns if self.dumps else ()
 
     @property
     def partitions_def(self) -> dg.PartitionsDefinition | None:
@@ -74,19 +94,19 @@ class Source:
 
     def partition_folders(self, partition_key: str | None) -> tuple[str, ...]:
         """The landing folders one partition's files live under: a run of one partition scans only these, not
-        the source's whole history."""
+        the source's whole history. A stream's dumps may hold any day's records, so their folder is scanned too."""
         if self.partitioning == "none" or partition_key is None:
             return self.folders
         values = Key.parse(partition_key).values()
         folders = set()
-        for pattern in self.patterns:
+        for pattern in (*self.patterns, *self._dump_patterns):
             head = pattern.rsplit("/", 1)[0]
             try:
                 folder = head.format(**values)
             except KeyError:  # a partition value only in the file name: the whole folder
                 folder = head.split("{")[0].rstrip("/")
             folders.add(folder.split("*")[0].rstrip("/"))
-        return tuple(sorted(folders))
+        return _outermost(folders)
 
     def match(self, relative_path: str) -> dict[str, str] | None:
         """The partition values encoded in a landed path, or None if the path is not one of this source's."""
@@ -109,6 +129,11 @@ class Source:
             return ()
         key = Key.parse(partition_key)
         return (key.date,) if self.partitioning == "daily" else (key.date, key.network)
+
+
+def _outermost(folders: set[str]) -> tuple[str, ...]:
+    """The folders not inside another of them (a scan of a folder covers its subfolders)."""
+    return tuple(sorted(f for f in folders if not any(f != o and f.startswith(o + "/") for o in folders)))
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -256,6 +281,33 @@ SOURCES: tuple[Source, ...] = (
         partitioning="daily",
         natural_key=("campaign_id", "network"),
         fields=(Field("report_date", "date"), Field("campaign_id", "text"), Field("network", "text")),
+    ),
+    Source(
+        name="video_playback",
+        domain="video",
+        description="Player events of the video service from a stream: the consumer's dumps (a file every "
+        "10,000 records or hour, named by a UUID, records of any day, delivered at least once) are split by "
+        "event time into daily parts; a record repeated by a later dump is set aside as a duplicate.",
+        patterns=("stream/playback/date={date}/*.jsonl",),
+        format="jsonl",
+        partitioning="daily",
+        natural_key=("event_id",),
+        fields=(
+            Field("event_id", "text", ("eventId",)),
+            Field("session_id", "text", ("sessionId",)),
+            Field("content_id", "text", ("contentId",)),
+            Field("event_type", "text", ("eventType",)),
+            Field("event_time", "timestamptz", ("eventTime",)),
+        ),
+        dumps=EventDumps(
+            patterns=(
+                "stream/playback/*.json",
+                "stream/playback/*.jsonl",
+                "stream/playback/*.json.gz",
+                "stream/playback/*.jsonl.gz",
+            ),
+            event_time=Field("event_time", "timestamptz", ("eventTime",)),
+        ),
     ),
 )
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 
-from strata.generate import accounts, ambassadors, cdc, dmap, mongo, posts, tweets, video
+from strata.generate import accounts, ambassadors, cdc, dmap, mongo, playback, posts, tweets, video
 from strata.generate.core import Run
 from strata.generate.faults import FaultRates
 from strata.generate.manifest import SourceReport, write_manifest
@@ -25,6 +25,7 @@ _BUILDERS: dict[str, Callable[[Run], SourceReport]] = {
     "video_users": video.generate_users,
     "video_sessions": video.generate_sessions,
     "video_content": video.generate_content,
+    "video_playback": playback.generate,
     "cdc_brands": cdc.generate,
     "dmap_ad_spend": dmap.generate,
     "mongo_campaigns": mongo.generate,

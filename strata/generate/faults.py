@@ -44,6 +44,7 @@ class FaultRates:
     latin1_encoding: float = 0.1  # accounts days
     header_only_csv: float = 0.1  # video session days
     completion_over_100: float = 0.02  # video sessions
+    playback_no_event_time: float = 0.002  # video playback events
 
 
 def count_string(rng: random.Random, value: int) -> tuple[str, int]:
