@@ -7,6 +7,7 @@ truncation, key normalisation, CDC replay) from the files alone, without generat
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -152,7 +153,10 @@ def test_every_file_is_listed_with_its_size_and_digest(drop):
     assert json.loads((out / "manifest.json").read_bytes()) == manifest
     for name, source in manifest["sources"].items():
         for key, part in source["partitions"].items():
-            assert part["bronze_rows"] + sum(part["quarantined"].values()) == part["records_read"], (
+            accounted = (
+                part["bronze_rows"] + sum(part["quarantined"].values()) + part.get("split_into_days", 0)
+            )
+            assert accounted == part["records_read"], (
                 name,
                 key,
             )
@@ -569,3 +573,27 @@ def test_memory_stays_flat_as_scale_grows(tmp_path):
     # At scale 1000 a week holds over ten million posts (posts scale linearly).
     assert posts[1] / 30 * 1000 * 7 >= 10_000_000
     assert "topics" not in large_manifest["sources"]["social_posts"]["expect"]
+
+
+def test_playback_recount(drop):
+    out, manifest, _ = drop
+    source = manifest["sources"]["video_playback"]
+    read, no_time, events_by_day = 0, 0, defaultdict(set)
+    for path, data in _loadable(source, out):
+        if path.endswith(".gz"):
+            data = gzip.decompress(data)
+        records = [json.loads(line) for line in data.splitlines()] if ".jsonl" in path else json.loads(data)
+        read += len(records)
+        for record in records:
+            if record["event_time"] is None:
+                no_time += 1
+            else:
+                events_by_day[record["event_time"][:10]].add(record["event_id"])
+    dumps = source["partitions"]["all"]
+    assert (dumps["records_read"], dumps["quarantined"]) == (read, {"no_event_time": no_time})
+    assert {day: len(ids) for day, ids in events_by_day.items()} == {
+        day: truth["events"] for day, truth in source["expect"]["per_day"].items()
+    }
+    assert {day: part["bronze_rows"] for day, part in source["partitions"].items() if day != "all"} == {
+        day: len(ids) for day, ids in events_by_day.items()
+    }

@@ -85,7 +85,7 @@ def test_unit_tests_of_the_tricky_logic_and_every_gold_kpi_pass(built, warehouse
     statuses = {r["unique_id"].rsplit(".", 1)[-1]: r["status"] for r in results}
     assert statuses and set(statuses.values()) == {"pass"}, statuses
     models = {name.split("_")[0] for name in statuses}
-    assert len(statuses) == 13 and {"posts", "brands", "accounts", "post", "creator"} <= models
+    assert len(statuses) == 14 and {"posts", "brands", "accounts", "post", "creator"} <= models
 
 
 def test_partitions_line_up_with_bronze_and_automation_follows_the_layer(transform):
@@ -264,6 +264,19 @@ def test_ad_spend_per_day_equals_the_vendor_files_named_by_date(built, warehouse
         warehouse, "SELECT spend_date::text, sum(spend_usd)::text FROM silver.ad_spend GROUP BY 1 ORDER BY 1"
     )
     assert dict(found) == expect
+
+
+def test_playback_counts_each_streamed_event_once_on_its_own_day(built, warehouse):
+    expect = built["manifest"]["sources"]["video_playback"]["expect"]["per_day"]
+    found = _rows(
+        warehouse,
+        """SELECT event_date::text, sum(events), sum(sessions_started), sum(sessions_completed),
+                  (SELECT count(DISTINCT user_id) FROM silver.playback_events s WHERE s.event_date = g.event_date)
+           FROM gold.content_playback g GROUP BY event_date ORDER BY 1""",
+    )
+    assert {day: tuple(counts) for day, *counts in found} == {
+        day: (t["events"], t["starts"], t["completes"], t["viewers"]) for day, t in expect.items()
+    }
 
 
 def test_tweets_ambassadors_and_video_equal_the_manifest(built, warehouse):

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 
 from assets.bronze import ledger
-from assets.bronze.dumps import split_dump
+from assets.bronze.dumps import event_days, split_dump
 from assets.bronze.sources import SOURCES, Source
 from assets.partitions import in_range
 from resources.landing import LandingPathError, LandingZoneResource
@@ -193,8 +193,11 @@ def data_partitions(conn: psycopg.Connection, landing: LandingZoneResource | Non
         }
         for folder in source.folders if landing is not None else ():
             for path in landing.iter_files(folder):
-                values = source.match(landing.relative(path))
+                relative = landing.relative(path)
+                values = source.match(relative)
                 if values and in_range(values["date"], today=datetime.now(UTC).date()):
                     keys.add(str(source.partition_key(values)))
+                elif source.dumps and source.dumps.matches(relative):
+                    keys.update(str(source.partition_key({"date": day})) for day in event_days(source, path))
         found[source.asset_key] = keys
     return found

@@ -117,44 +117,51 @@ def _records(path: Path) -> Iterator[Record]:
     return records
 
 
+def event_days(source: Source, path: Path) -> set[str]:
+    """The partitions a dump not split yet will fill: planning a build of what has landed sees them before the
+    landing sensor has split it."""
+    try:
+        return {day for _, day, _ in _event_days(source, _records(path)) if day}
+    except FileError:
+        return set()
+
+
 def _by_event_day(
     source: Source, load: ledger.Load, records: Iterator[Record]
 ) -> tuple[dict[str, list[bytes]], list[Quarantined], int]:
     """Each record's canonical JSON by its event day (UTC), the records set aside, and how many were read."""
-    event_time = extractor((source.dumps.event_time,))
-    today = datetime.now(UTC).date()
     days: dict[str, list[bytes]] = defaultdict(list)
     aside: list[Quarantined] = []
     read = 0
-    for record in records:
+    for record, day, (reason, detail) in _event_days(source, records):
         read += 1
+        if day:
+            try:
+                days[day].append(orjson.dumps(record.obj))
+                continue
+            except orjson.JSONEncodeError as exc:  # parsed, but not writable as JSON again (a 65-bit integer)
+                reason, detail = "unsupported_json", str(exc)
+        aside.append(Quarantined(load.load_id, load.path, record.number, reason, detail, record.raw))
+    return days, aside, read
+
+
+def _event_days(
+    source: Source, records: Iterator[Record]
+) -> Iterator[tuple[Record, str | None, tuple[str | None, str | None]]]:
+    """Each record with its event day (UTC), or with no day and why it is set aside."""
+    event_time = extractor((source.dumps.event_time,))
+    today = datetime.now(UTC).date()
+    for record in records:
         if record.obj is None:
-            aside.append(
-                Quarantined(load.load_id, load.path, record.number, record.reason, record.detail, record.raw)
-            )
+            yield record, None, (record.reason, record.detail)
             continue
         (moment,) = event_time(record.obj)
         if moment is None:
             detail = f"no {source.dumps.event_time.column} readable as a time: the record's day is unknown"
-            aside.append(
-                Quarantined(load.load_id, load.path, record.number, NO_EVENT_TIME, detail, record.raw)
-            )
+            yield record, None, (NO_EVENT_TIME, detail)
             continue
         day = moment.astimezone(UTC).date().isoformat()
         if not in_range(day, today=today):
-            detail = f"event day {day} has no partition"
-            aside.append(
-                Quarantined(
-                    load.load_id, load.path, record.number, EVENT_DATE_OUT_OF_RANGE, detail, record.raw
-                )
-            )
+            yield record, None, (EVENT_DATE_OUT_OF_RANGE, f"event day {day} has no partition")
             continue
-        try:
-            days[day].append(orjson.dumps(record.obj))
-        except (
-            orjson.JSONEncodeError
-        ) as exc:  # parsed, but not writable as JSON again (e.g. a 65-bit integer)
-            aside.append(
-                Quarantined(load.load_id, load.path, record.number, "unsupported_json", str(exc), record.raw)
-            )
-    return days, aside, read
+        yield record, day, (None, None)

@@ -3,7 +3,7 @@
     ready → ingesting → archived | errored          (and terminal: duplicate, superseded)
 
 Keyed by (source, path, sha256): the same bytes are never loaded twice. A renamed copy of loaded bytes is
-recorded as `duplicate` of the first. A path whose bytes change after loading gets a new row that
+recorded as `duplicate` of the first (a stream's dumps are compared with dumps, files with files). A path whose bytes change after loading gets a new row that
 `supersedes` the old one; loading it replaces the old rows in the same transaction and marks the old
 row `superseded` — the documented policy for changed files.
 """
@@ -139,12 +139,14 @@ def register(conn: psycopg.Connection, source: str, files: list[LandedFile]) -> 
                 (source, paths, shas),
             )
         }
+        # A stream's dump (no partition) and its part of a single day may hold the same bytes: a file repeats
+        # another only if both have a partition or neither does.
         originals = {
-            row.sha256: row
+            (row.sha256, row.partition_key is None): row
             for row in cur.execute(
-                _q("""SELECT DISTINCT ON (sha256) {columns} FROM ledger.loads
+                _q("""SELECT DISTINCT ON (sha256, partition_key IS NULL) {columns} FROM ledger.loads
                       WHERE source = %s AND sha256 = ANY(%s) AND status NOT IN ('duplicate', 'superseded')
-                      ORDER BY sha256, load_id"""),
+                      ORDER BY sha256, partition_key IS NULL, load_id"""),
                 (source, shas),
             )
         }
@@ -162,7 +164,7 @@ def register(conn: psycopg.Connection, source: str, files: list[LandedFile]) -> 
             if found:
                 results.append((found, False))
                 continue
-            original = originals.get(landed.sha256)
+            original = originals.get((landed.sha256, landed.partition_key is None))
             superseded = previous.get(landed.path)
             load = cur.execute(
                 _q("""INSERT INTO ledger.loads
@@ -185,7 +187,7 @@ def register(conn: psycopg.Connection, source: str, files: list[LandedFile]) -> 
                 ),
             ).fetchone()
             existing[(landed.path, landed.sha256)] = load
-            originals.setdefault(landed.sha256, load)
+            originals.setdefault((landed.sha256, landed.partition_key is None), load)
             results.append((load, True))
         return results
 

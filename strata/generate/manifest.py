@@ -19,6 +19,8 @@ class Partition:
         self.distinct_keys = 0
         self.quarantined: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
+        # Records a stream's dumps hand on to the partitions of their event days (read here, loaded there).
+        self.split_into_days = 0
 
     def loaded(self, n: int = 1) -> None:
         self.records_read += n
@@ -35,6 +37,7 @@ class Partition:
             "quarantined": dict(self.quarantined),
             "distinct_keys": self.distinct_keys,
             "faults": {kind: n for kind, n in self.faults.items() if n},
+            **({"split_into_days": self.split_into_days} if self.split_into_days else {}),
         }
 
 

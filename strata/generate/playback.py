@@ -145,9 +145,10 @@ def generate(run: Run) -> SourceReport:
             day = _day(record)
             if day is None:
                 dump_part.quarantined["no_event_time"] += 1
-                dump_part.faults["no_event_time"] += 1
+                dump_part.faults["playback_no_event_time"] += 1
                 continue
             by_day[day].append(record)
+            dump_part.split_into_days += 1
         spanning += len(by_day) > 1
         for day, kept in by_day.items():
             # The splitter writes each day's records as canonical JSON lines: a part with the same bytes as an
