@@ -48,6 +48,7 @@ SOURCES = (
     "video_content",
     "cdc_brands",
     "dmap_ad_spend",
+    "video_playback",
 )
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
