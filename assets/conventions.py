@@ -1,8 +1,10 @@
 """Conventions every asset and sensor follows, said once: who owns it, how a transient failure is retried, how
-often the sensors that carry data tick.
+often the sensors that carry data tick, how a freshness window is written.
 
 The retry delays scale with `Settings.retry_delay_scale`, read when the definitions are built.
 """
+
+from datetime import timedelta
 
 import dagster as dg
 
@@ -24,4 +26,11 @@ def retry_policy(first_delay_seconds: float) -> dg.RetryPolicy:
         delay=first_delay_seconds * Settings.from_env().retry_delay_scale,
         backoff=dg.Backoff.EXPONENTIAL,
         jitter=dg.Jitter.PLUS_MINUS,
+    )
+
+
+def freshness_policy(warn_hours: float, fail_hours: float) -> dg.FreshnessPolicy:
+    """Stale (WARN) once nothing has materialized for `warn_hours`, failed (FAIL) after `fail_hours`."""
+    return dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=fail_hours), warn_window=timedelta(hours=warn_hours)
     )

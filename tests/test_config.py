@@ -65,10 +65,15 @@ def test_the_code_location_takes_partitions_freshness_and_retries_from_the_setti
         graph = defs.resolve_asset_graph()
         gold = graph.get(dg.AssetKey(["gold", "account_daily_engagement"]))
         index = defs.get_assets_def(dg.AssetKey(["vector", "content_index"]))
+        windows = {
+            node.key.to_user_string(): [
+                hours(node.freshness_policy.warn_window), hours(node.freshness_policy.fail_window)
+            ]
+            for node in graph.asset_nodes
+        }
         print(json.dumps({
             "partitions_start": gold.partitions_def.get_first_partition_key().split("|")[0],
-            "warn_hours": hours(gold.freshness_policy.warn_window),
-            "fail_hours": hours(gold.freshness_policy.fail_window),
+            "windows": sorted({(k, tuple(w)) for k, w in windows.items()}),
             "index_retry_delay": index.op.retry_policy.delay,
         }))
         """
@@ -88,9 +93,16 @@ def test_the_code_location_takes_partitions_freshness_and_retries_from_the_setti
         check=True,
     ).stdout
 
-    assert json.loads(out.splitlines()[-1]) == {
+    found = json.loads(out.splitlines()[-1])
+    windows = {key: tuple(window) for key, window in found.pop("windows")}
+    assert found == {
         "partitions_start": "2026-10-15",
-        "warn_hours": 2,
-        "fail_hours": 6,
-        "index_retry_delay": 2.5,  # content_index's first delay is 5 s
-    }
+        "index_retry_delay": 2.5,
+    }  # content_index's first delay: 5 s
+    # Every asset of every layer has a freshness policy: the configured default, or its own for the data that
+    # comes once a day (a source's entry, a dbt model's meta.dagster.freshness).
+    daily = {"bronze/social_accounts", "bronze/dmap_ad_spend", "silver/accounts", "silver/ad_spend"}
+    assert {key: window for key, window in windows.items() if window != (2, 6)} == dict.fromkeys(
+        daily, (26, 50)
+    )
+    assert {key.split("/")[0] for key in windows} == {"bronze", "documents", "silver", "gold", "vector"}

@@ -14,7 +14,7 @@ from assets.bronze.mongo_extract import MONGO_SOURCES, build_mongo_asset
 from assets.bronze.partition_load import FileOutcome, load_partition
 from assets.bronze.sources import SOURCES, Source
 from assets.bronze.tables import SCHEMA, ensure_tables, table
-from assets.conventions import OWNER, retry_policy
+from assets.conventions import OWNER, freshness_policy, retry_policy
 from assets.partitions import Key
 from resources import LandingZoneResource, PostgresResource
 
@@ -40,6 +40,7 @@ def build_bronze_asset(source: Source) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run() if source.partitions_def else None,
         check_specs=checks.check_specs(source),
         retry_policy=retry_policy(2),
+        freshness_policy=freshness_policy(*source.freshness_hours) if source.freshness_hours else None,
         metadata={
             "dagster/table_name": f"{SCHEMA}.{source.name}",
             "landing_patterns": dg.MetadataValue.json(list(source.patterns)),

@@ -56,6 +56,9 @@ class Source:
     record_path: str = ""
     mirror_to_mongo: bool = False
     quarantine_warn_rate: float = 0.05
+    # (warn, fail) hours without a materialization, for a source that delivers on its own cadence (a daily
+    # snapshot); None keeps the default every asset gets (assets.observability.freshness).
+    freshness_hours: tuple[float, float] | None = None
     # A stream's dumps, split into the daily files of `patterns` by the event time of their records.
     dumps: EventDumps | None = None
 
@@ -157,6 +160,9 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out))
 
 
+# A source delivered once a day is late after a day and a couple of hours, failed after two.
+DAILY_DELIVERY = (26.0, 50.0)
+
 SOURCES: tuple[Source, ...] = (
     Source(
         name="social_posts",
@@ -187,6 +193,7 @@ SOURCES: tuple[Source, ...] = (
         partitioning="daily",
         natural_key=("account_id",),
         fields=(Field("account_id", "text"), Field("network", "text"), Field("handle", "text")),
+        freshness_hours=DAILY_DELIVERY,
     ),
     Source(
         name="tweets",
@@ -281,6 +288,7 @@ SOURCES: tuple[Source, ...] = (
         partitioning="daily",
         natural_key=("campaign_id", "network"),
         fields=(Field("report_date", "date"), Field("campaign_id", "text"), Field("network", "text")),
+        freshness_hours=DAILY_DELIVERY,
     ),
     Source(
         name="video_playback",

@@ -8,6 +8,8 @@
 - automation: `meta.dagster.automation_condition` ("eager" or "none"), else eager for the silver and gold layers;
   "eager" is the layer's refresh condition for the model's partitioning (assets.automation.conditions).
 - partitioning (used by assets.py to split the `@dbt_assets`): `meta.dagster.partitioning`.
+- freshness: `meta.dagster.freshness` (`{warn_hours: …, fail_hours: …}`), else the default every asset gets
+  (assets.observability.freshness).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator
 
 from assets.automation import refresh_condition
-from assets.conventions import OWNER
+from assets.conventions import OWNER, freshness_policy
 from assets.partitions import PARTITIONINGS, Partitioning
 
 AUTOMATED_LAYERS = ("silver", "gold")
@@ -45,6 +47,19 @@ def partitioning(props: Mapping[str, Any]) -> Partitioning:
 
 
 class StrataDbtTranslator(DagsterDbtTranslator):
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        window = dagster_meta(self.get_resource_props(manifest, unique_id)).get("freshness")
+        if not window:
+            return spec
+        try:
+            policy = freshness_policy(float(window["warn_hours"]), float(window["fail_hours"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{unique_id}: meta.dagster.freshness must be {{warn_hours: <hours>, fail_hours: <hours>}}"
+            ) from exc
+        return dg.apply_freshness_policy(spec, policy, overwrite_existing=True)
+
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] in _MODEL_TYPES:
             schema = (dbt_resource_props.get("config") or {}).get("schema") or dbt_resource_props["schema"]

@@ -2,12 +2,16 @@
     config(
         materialized='incremental',
         unique_key=['spend_date', 'campaign_id', 'network'],
-        meta={'dagster': {'partitioning': 'daily'}, 'partition_columns': {'date': 'spend_date'}},
+        meta={
+            'dagster': {'partitioning': 'daily', 'freshness': {'warn_hours': 26, 'fail_hours': 50}},
+            'partition_columns': {'date': 'spend_date'},
+        },
     )
 }}
 
--- Paid-media spend per campaign, network and day, from the vendor's daily report. A day the vendor re-sends
--- replaces its first version in bronze already (same file name, new bytes); the latest load still wins here.
+-- Paid-media spend per campaign, network and day, from the vendor's daily report; it comes once a day, so it is
+-- fresh for a day and two hours. A day the vendor re-sends replaces its first version in bronze already (same
+-- file name, new bytes); the latest load still wins here.
 
 with latest as (
     {{
