@@ -109,7 +109,8 @@ class Dagster:
 def cron_repeats(runs: list[dict]) -> list[dict]:
     """The runs (as `Dagster.runs` returns them) that only rebuild, on a cron tick, what earlier runs had already
     built: every asset of the run is refreshed by cron ticks (the extractions on a schedule and what is built from
-    them) and was materialized by an earlier run."""
+    them) and was materialized by an earlier run. A run that materializes nothing (the hourly source freshness
+    checks) is one too."""
     from assets.automation.conditions import refreshed_by_cron_ticks
     from strata.definitions import defs
 
@@ -118,7 +119,7 @@ def cron_repeats(runs: list[dict]) -> list[dict]:
     repeats = []
     for run in sorted(runs, key=lambda r: float(r["creationTime"])):
         keys = {"/".join(k["path"]) for k in run["assetSelection"] or []}
-        if keys and keys <= refreshed_by_cron and keys <= built:
+        if not keys or (keys <= refreshed_by_cron and keys <= built):
             repeats.append(run)
         built |= keys
     return repeats
