@@ -28,6 +28,13 @@ def customers() -> dg.MaterializeResult:
 def test_check_outcomes_are_recorded_once_and_the_dashboard_summarizes_them(warehouse: PostgresResource):
     instance = dg.DagsterInstance.ephemeral()
     dg.materialize([orders, customers], instance=instance)
+    with warehouse.connect(autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS gold")
+        conn.execute(
+            """CREATE TABLE gold.post_media_quality AS
+               SELECT * FROM (VALUES (date '2026-11-01', 'x', 0.05::float8), (date '2026-11-02', 'x', 0.125),
+                                     (date '2026-11-02', 'tiktok', 0.0)) AS t (post_date, network, mismatch_rate)"""
+        )
     resources = {"postgres": warehouse}
 
     first = dg.materialize([check_history, data_quality_dashboard], instance=instance, resources=resources)
@@ -51,3 +58,8 @@ def test_check_outcomes_are_recorded_once_and_the_dashboard_summarizes_them(ware
     )
     assert "`bronze/orders` **rows_positive** (ERROR" in meta["dashboard"]
     assert "data:image/png;base64," in meta["dashboard"]
+    # The measured media_count mismatch rate, a row per network and a column per day.
+    assert (
+        "| network | 11-01 | 11-02 |\n|---|---|---|\n| tiktok |  | 0.0% |\n| x | 5.0% | 12.5% |\n"
+        in meta["dashboard"]
+    )

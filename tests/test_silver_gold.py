@@ -511,3 +511,62 @@ def test_source_freshness_judges_each_bronze_table_by_its_newest_row_against_the
     assert found.pop("bronze/dmap_ad_spend") == (False, "ERROR", "error")
     assert found.pop("bronze/tweets") == (False, "WARN", "warn")
     assert {status for *_, status in found.values()} == {"pass"}
+
+
+def test_the_media_count_mismatch_rate_is_measured_per_network_and_day_and_warns_above_ten_percent(
+    built, warehouse
+):
+    manifest = built["manifest"]["sources"]["social_posts"]
+    rates = {
+        f"{day}|{network}": (posts, mismatches, rate)
+        for day, network, posts, mismatches, rate in _rows(
+            warehouse,
+            "SELECT post_date::text, network, posts, media_count_mismatches, mismatch_rate "
+            "FROM gold.post_media_quality",
+        )
+    }
+    assert rates == {
+        key: (
+            part["distinct_keys"],
+            expect["media_count_mismatches"],
+            expect["media_count_mismatches"] / part["distinct_keys"],
+        )
+        for key, part in manifest["partitions"].items()
+        for expect in [manifest["expect"]["partitions"][key]]
+        if part["distinct_keys"]
+    }
+
+    # A scraper miscounts a fifth of one day's x posts: the day's rate goes past 10 % and its check WARNs.
+    key, day = "2026-11-03|x", date(2026, 11, 3)
+    posts, _, _ = rates[key]
+    flagged = """UPDATE silver.posts SET media_count_mismatch = true
+                 WHERE (post_date, network, post_id) IN (
+                     SELECT post_date, network, post_id FROM silver.posts
+                     WHERE post_date = %s AND network = 'x' AND NOT media_count_mismatch
+                     ORDER BY post_id LIMIT %s)"""
+    rebuild = built["assets"]["dbt_date_network"]
+    gold = dg.AssetKey(["gold", "post_media_quality"])
+    with warehouse.connect(autocommit=True) as conn:
+        conn.execute(flagged, (day, posts // 5))
+    try:
+        result = dg.materialize([rebuild], partition_key=key, selection=[gold], resources=built["resources"])
+        warned = {e.check_name: (e.passed, e.severity.value) for e in result.get_asset_check_evaluations()}
+        (rate,) = _rows(
+            warehouse,
+            "SELECT mismatch_rate FROM gold.post_media_quality WHERE post_date = %s AND network = 'x'",
+            (day,),
+        )[0]
+    finally:
+        with warehouse.connect(autocommit=True) as conn:
+            conn.execute(
+                "UPDATE silver.posts SET media_count_mismatch = (media_count IS DISTINCT FROM media_items) "
+                "WHERE post_date = %s AND network = 'x'",
+                (day,),
+            )
+        dg.materialize([rebuild], partition_key=key, selection=[gold], resources=built["resources"])
+
+    assert rate > 0.10
+    assert warned["media_count_mismatch_rate_under_10_percent"] == (False, "WARN")
+    assert {name: verdict for name, verdict in warned.items() if not verdict[0]} == {
+        "media_count_mismatch_rate_under_10_percent": (False, "WARN")
+    }

@@ -1,6 +1,7 @@
 """Data quality over time: every asset-check outcome copied from Dagster's event log into `gold.check_history`,
 and a dashboard asset whose materialization page shows pass rates by layer, failing checks, freshness
-state and a plot — so the asset page in the UI is the dashboard."""
+state, a plot and the measured rates (the media_count mismatch per network and day) — so the asset page in the
+UI is the dashboard."""
 
 import base64
 import io
@@ -17,6 +18,8 @@ from resources.postgres import serialized_ddl
 
 HISTORY = ["gold", "check_history"]
 PAGE = 5000
+# Days of the media_count mismatch rate the dashboard shows.
+MISMATCH_DAYS = 7
 
 _DDL = """
 CREATE SCHEMA IF NOT EXISTS gold;
@@ -110,6 +113,7 @@ def data_quality_dashboard(
             """SELECT date_trunc('day', evaluated_at)::date AS day, layer, avg(passed::int)::float8
                FROM gold.check_history GROUP BY 1, 2 ORDER BY 1, 2"""
         ).fetchall()
+        mismatch = _media_count_mismatch(conn)
     by_layer: dict[str, list[bool]] = {}
     for layer, *_rest, passed, _severity, _at in latest:
         by_layer.setdefault(layer, []).append(passed)
@@ -135,6 +139,7 @@ def data_quality_dashboard(
     )
     if daily:
         markdown += f"\n## Pass rate per day\n\n![pass rate per day](data:image/png;base64,{_plot(daily)})\n"
+    markdown += mismatch
 
     passed = sum(row[3] for row in latest)
     return dg.MaterializeResult(
@@ -146,6 +151,29 @@ def data_quality_dashboard(
             "degraded_assets": sum(1 for state in states.values() if state in ("WARN", "FAIL")),
         }
     )
+
+
+def _media_count_mismatch(conn) -> str:
+    """The media_count mismatch rate per network over the last days with posts (gold.post_media_quality), once
+    that mart exists: a table, a column per day."""
+    if conn.execute("SELECT to_regclass('gold.post_media_quality')").fetchone()[0] is None:
+        return ""
+    rows = conn.execute(
+        """SELECT post_date, network, mismatch_rate FROM gold.post_media_quality
+           WHERE post_date > (SELECT max(post_date) FROM gold.post_media_quality) - %s ORDER BY 1, 2""",
+        (MISMATCH_DAYS,),
+    ).fetchall()
+    if not rows:
+        return ""
+    days = sorted({day for day, _, _ in rows})
+    rates = {(day, network): rate for day, network, rate in rows}
+    markdown = "\n## media_count mismatch rate per network (WARN above 10 %)\n\n"
+    markdown += "| network | " + " | ".join(f"{day:%m-%d}" for day in days) + " |\n"
+    markdown += "|---|" + "---|" * len(days) + "\n"
+    for network in sorted({network for _, network, _ in rows}):
+        cells = [f"{rates[(day, network)]:.1%}" if (day, network) in rates else "" for day in days]
+        markdown += f"| {network} | " + " | ".join(cells) + " |\n"
+    return markdown
 
 
 def _plot(daily: list[tuple]) -> str:
