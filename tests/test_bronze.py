@@ -144,6 +144,22 @@ def test_every_error_check_passed_on_every_partition(loaded):
     assert partitioned <= checked
 
 
+def test_a_file_with_no_records_warns_in_its_partition_and_nowhere_else(loaded):
+    manifest, _, runs = loaded
+    # Per partition (a run over a range also records one summary evaluation, with no partition).
+    evaluations = [e for run in runs for e in run.evaluations if e.check == "no_empty_files" and e.partition]
+    warned = {(e.asset.split("/")[1], e.partition) for e in evaluations if not e.passed}
+    # The drop's empty files: a posts file with no lines, a sessions re-export with only its header.
+    empty = {
+        (name, key)
+        for name, source in manifest["sources"].items()
+        for key, part in source["partitions"].items()
+        if part["faults"].get("empty_file") or part["faults"].get("header_only_csv")
+    }
+    assert empty and warned == empty
+    assert {e.severity for e in evaluations} == {"WARN"}
+
+
 def test_renamed_copies_are_ledgered_as_duplicates_and_never_loaded(loaded, warehouse):
     manifest, _, _ = loaded
     expected = {

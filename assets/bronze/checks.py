@@ -15,6 +15,7 @@ ACCOUNTED = "accounted"
 NO_DUPLICATE_RECORDS = "no_duplicate_records"
 SCHEMA_DRIFT = "schema_drift"
 QUARANTINE_RATE = "quarantine_rate"
+NO_EMPTY_FILES = "no_empty_files"
 
 
 def check_specs(source: Source) -> list[dg.AssetCheckSpec]:
@@ -43,6 +44,12 @@ def check_specs(source: Source) -> list[dg.AssetCheckSpec]:
             QUARANTINE_RATE,
             asset=key,
             description=f"Share of records quarantined stays under {source.quarantine_warn_rate:.0%}.",
+        ),
+        dg.AssetCheckSpec(
+            NO_EMPTY_FILES,
+            asset=key,
+            description="Every file loaded held records: an empty export or API response is a problem at the "
+            "sender, not a success (WARN, naming the files).",
         ),
     ]
 
@@ -124,4 +131,14 @@ def quarantine_rate(source: Source, outcomes: list[FileOutcome]) -> dg.AssetChec
         passed=rate <= source.quarantine_warn_rate,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"rate": dg.MetadataValue.float(round(rate, 6)), "quarantined": quarantined, "read": read},
+    )
+
+
+def no_empty_files(outcomes: list[FileOutcome]) -> dg.AssetCheckResult:
+    empty = [o.load.path for o in outcomes if o.read == 0 and not o.error]
+    return dg.AssetCheckResult(
+        check_name=NO_EMPTY_FILES,
+        passed=not empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"files_loaded": len(outcomes), "empty_files": dg.MetadataValue.json(empty)},
     )

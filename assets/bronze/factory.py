@@ -220,6 +220,7 @@ def _load_one(
         checks.no_duplicate_records(conn, source, partition_values),
         checks.schema_drift(known_before, outcomes),
         checks.quarantine_rate(source, outcomes),
+        checks.no_empty_files(outcomes),
     ]
     metadata = _metadata(conn, source, partition_values, outcomes, time.monotonic() - started)
     return PartitionLoad(partition_key, metadata, results)
