@@ -1,5 +1,5 @@
-"""Alerts: every alert is logged and, when a webhook is configured, posted to it as a Slack-compatible JSON
-message (`text` plus a `blocks` section)."""
+"""Alerts and notices: every alert or notice is logged and, when a webhook is configured, posted to it as a
+Slack-compatible JSON message (`text` plus a `blocks` section)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ class AlertWebhookResource(dg.ConfigurableResource):
     def send(self, log, text: str) -> bool:
         """Log the alert and post it to the webhook if one is configured. Returns whether it was posted."""
         log.warning(f"ALERT {text}")
+        return self._post(log, text)
+
+    def notify(self, log, text: str) -> bool:
+        """A notice (work done, not a problem): logged at info level, posted like an alert."""
+        log.info(f"NOTICE {text}")
+        return self._post(log, text)
+
+    def _post(self, log, text: str) -> bool:
         url = os.environ.get(self.url_env)
         if not url:
             return False

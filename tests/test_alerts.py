@@ -1,5 +1,5 @@
 """Alerts reach a webhook: a failing ERROR check and a failing run each produce one Slack-style POST to a
-local HTTP server; without a webhook they are only logged."""
+local HTTP server; without a webhook they are only logged. A run that refreshed gold posts one notice."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
-from assets.observability.alerts import quality_alert_sensor, run_failure_alert
+from assets.observability.alerts import gold_refresh_notice, quality_alert_sensor, run_failure_alert
 from resources import AlertWebhookResource
 from tests.conftest import webhook_receiver
 
@@ -39,6 +39,52 @@ def orders() -> dg.MaterializeResult:
 @dg.asset
 def broken() -> None:
     raise RuntimeError("upstream API returned 503")
+
+
+# Marts report their table's row count as every dbt gold model does (assets.transform.assets.with_row_count).
+@dg.asset(key=["gold", "daily_sales"], config_schema={"rows": int})
+def daily_sales(context) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"dagster/row_count": context.op_config["rows"]})
+
+
+@dg.asset(key=["gold", "weekly_sales"], config_schema={"rows": int})
+def weekly_sales(context) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"dagster/row_count": context.op_config["rows"]})
+
+
+@dg.asset(key=["silver", "sales"])
+def silver_sales() -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"dagster/row_count": 3})
+
+
+def test_a_run_that_refreshes_gold_posts_one_notice_with_each_marts_rows_and_their_change(webhook):
+    instance = dg.DagsterInstance.ephemeral()
+
+    def run_and_notice(assets, rows: dict[str, int] | None = None) -> str:
+        config = {"ops": {f"gold__{name}": {"config": {"rows": n}} for name, n in (rows or {}).items()}}
+        result = dg.materialize(assets, instance=instance, run_config=config)
+        gold_refresh_notice(
+            dg.build_run_status_sensor_context(
+                resources=ALERTS,
+                sensor_name="gold_refresh_notice",
+                dagster_instance=instance,
+                dagster_run=result.dagster_run,
+                dagster_event=next(
+                    e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_SUCCESS
+                ),
+            )
+        )
+        return result.run_id
+
+    first = run_and_notice([daily_sales, weekly_sales], {"daily_sales": 120, "weekly_sales": 18})
+    second = run_and_notice([daily_sales], {"daily_sales": 135})
+    run_and_notice([silver_sales])  # no gold: no notice
+
+    assert [json.loads(body)["text"] for _, body in webhook] == [
+        f":white_check_mark: Run `{first}` refreshed gold: `gold/daily_sales` 120 rows (+120), "
+        "`gold/weekly_sales` 18 rows (+18)",
+        f":white_check_mark: Run `{second}` refreshed gold: `gold/daily_sales` 135 rows (+15)",
+    ]
 
 
 def test_a_failed_error_check_posts_one_alert_and_is_not_repeated(webhook):

@@ -1,10 +1,12 @@
-"""The sensors that raise alerts: a failed run, a failed ERROR-severity check, or an asset whose freshness
-degrades. Where an alert goes is the `alerts` resource's business (resources.alerts)."""
+"""The sensors that raise alerts (a failed run, a failed ERROR-severity check, an asset whose freshness
+degrades) and the notice that a run refreshed gold. Where they go is the `alerts` resource's business
+(resources.alerts)."""
 
 import dagster as dg
 from dagster._core.definitions.freshness import FreshnessState
 from dagster._core.events import DagsterEventType
 
+from assets.observability.quality import HISTORY
 from resources import AlertWebhookResource
 
 MAX_ALERTS_PER_TICK = 20
@@ -67,3 +69,44 @@ def _alert_text(record: dg.EventLogRecord) -> str | None:
     if data.new_state in (FreshnessState.WARN, FreshnessState.FAIL):
         return f":hourglass: `{data.key.to_user_string()}` freshness {data.previous_state.value} → {data.new_state.value}"
     return None
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    name="gold_refresh_notice",
+    description="Posts one notice per successful run that refreshed gold marts, with each mart's rows and their "
+    "change since its previous materialization.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=15,
+)
+def gold_refresh_notice(context: dg.RunStatusSensorContext, alerts: AlertWebhookResource) -> None:
+    run = context.dagster_run
+    instance = context.instance
+    counted: dict[dg.AssetKey, tuple[int, int]] = {}  # mart → (first storage id in the run, rows after it)
+    for record in instance.get_records_for_run(
+        run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+    ).records:
+        materialization = record.event_log_entry.asset_materialization
+        key, rows = materialization.asset_key, materialization.metadata.get("dagster/row_count")
+        if key.path[0] != "gold" or key == dg.AssetKey(HISTORY) or rows is None:
+            continue
+        first = counted.get(key, (record.storage_id, 0))[0]
+        counted[key] = (first, rows.value)
+    if not counted:
+        return
+    marts = []
+    for key, (first, rows) in sorted(counted.items(), key=lambda item: item[0].to_user_string()):
+        before = _rows_before(instance, key, first)
+        marts.append(f"`{key.to_user_string()}` {rows:,} rows ({rows - before:+,})")
+    alerts.notify(context.log, f":white_check_mark: Run `{run.run_id}` refreshed gold: " + ", ".join(marts))
+
+
+def _rows_before(instance: dg.DagsterInstance, key: dg.AssetKey, before_storage_id: int) -> int:
+    """The mart's row count at its last materialization before `before_storage_id` (0 if it had none)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, before_storage_id=before_storage_id), limit=1, ascending=False
+    ).records
+    if not records:
+        return 0
+    rows = records[0].event_log_entry.asset_materialization.metadata.get("dagster/row_count")
+    return rows.value if rows is not None else 0
