@@ -114,6 +114,7 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
         network=args.network,
         since=args.since,
         account=args.account,
+        label=args.label,
         limit=args.limit,
     )
     if args.json:
@@ -121,6 +122,7 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
             "network": args.network,
             "since": args.since and args.since.isoformat(),
             "account": args.account,
+            "label": args.label,
         }
         print(
             json.dumps(
@@ -130,6 +132,8 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     for hit in hits:
         where = " ".join(filter(None, [hit.source_type, hit.network, hit.account_id, hit.created_date]))
+        if hit.labels:
+            where += f" | {', '.join(hit.labels)}"
         print(f"{hit.rank:>3}. {hit.score:.3f}  [{where}]  {hit.text[:100]}")
     if not hits:
         print("no results")
@@ -181,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--since", type=date.fromisoformat, help="only content created on or after this date"
     )
     search_cmd.add_argument("--account", help="only this account id")
+    search_cmd.add_argument("--label", help="only posts whose media show this image label (e.g. dog)")
     search_cmd.add_argument("--limit", type=int, default=10, help="number of results (default 10)")
     search_cmd.add_argument("--json", action="store_true", help="one JSON document with a `results` list")
     search_cmd.set_defaults(handler=_search)

@@ -570,3 +570,34 @@ def test_the_media_count_mismatch_rate_is_measured_per_network_and_day_and_warns
     assert {name: verdict for name, verdict in warned.items() if not verdict[0]} == {
         "media_count_mismatch_rate_under_10_percent": (False, "WARN")
     }
+
+
+def test_image_labels_keep_the_newest_model_per_media_and_flag_unknown_media(built, warehouse):
+    expect = built["manifest"]["sources"]["image_labels"]["expect"]
+    (labels, unknown, versions) = _rows(
+        warehouse,
+        """SELECT count(*), count(*) FILTER (WHERE NOT media_known),
+                  (SELECT count(*) FROM (SELECT 1 FROM silver.image_labels
+                                         GROUP BY network, post_id, media_index HAVING count(DISTINCT model_version) > 1) m)
+           FROM silver.image_labels""",
+    )[0]
+    relabelled = _rows(
+        warehouse,
+        """SELECT count(DISTINCT (network, post_id, media_index)) FROM silver.image_labels
+           WHERE model_version = '2.10.0'""",
+    )[0][0]
+    assert (labels, unknown, versions) == (expect["latest_labels"], expect["labels_for_unknown_media"], 0)
+    assert relabelled == expect["relabelled_media"] > 0
+
+
+def test_visual_topics_rank_each_network_and_days_labels_by_the_interactions_of_their_posts(built, warehouse):
+    expect = built["manifest"]["sources"]["image_labels"]["expect"]
+    top = _rows(
+        warehouse,
+        "SELECT post_date::text || '|' || network, label FROM gold.visual_topics_daily WHERE topic_rank = 1",
+    )
+    assert dict(top) == expect["top_label"]
+    with_label = _rows(
+        warehouse, "SELECT label, count(*) FROM silver.content_documents, unnest(labels) AS label GROUP BY 1"
+    )
+    assert dict(with_label) == expect["posts_by_label"]

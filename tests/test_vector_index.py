@@ -43,9 +43,18 @@ def documents() -> list[tuple]:
                     f"acc{i % 5}",
                     date(2026, 11, 1) + timedelta(days=i % 7),
                     i * 10 + t,
+                    labels(topic, i),
                 )
             )
     return rows
+
+
+def labels(topic: str, i: int) -> list[str]:
+    """What the vision service saw in a post's media: dogs in every other pets post, plates in every third
+    cooking post."""
+    if topic == "pets":
+        return ["dog", "park"] if i % 2 == 0 else ["cat"]
+    return ["plate"] if topic == "cooking" and i % 3 == 0 else []
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +69,11 @@ def reset_documents(warehouse: PostgresResource) -> None:
             """CREATE SCHEMA IF NOT EXISTS silver;
                DROP TABLE IF EXISTS silver.content_documents;
                CREATE TABLE silver.content_documents (document_key text PRIMARY KEY, source_type text, content_text text,
-                   network text, account_id text, created_date date, engagement bigint)"""
+                   network text, account_id text, created_date date, engagement bigint, labels text[])"""
         )
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO silver.content_documents VALUES (%s, %s, %s, %s, %s, %s, %s)", documents()
+                "INSERT INTO silver.content_documents VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", documents()
             )
 
 
@@ -142,6 +151,14 @@ def test_filters_restrict_results_by_network_account_and_date(index):
     assert all(hit.created_date >= "2026-11-04" for hit in hits)
 
 
+def test_a_label_filter_keeps_exactly_the_posts_whose_media_show_it(index):
+    hits = search(index["qdrant"], index["embedder"], "an animal at home", label="dog", limit=50)
+
+    with_dog = {key for key, *_, found in documents() if "dog" in found}
+    assert len(with_dog) == 13 and {hit.document_key for hit in hits} == with_dog
+    assert all(hit.labels == ["dog", "park"] for hit in hits)
+
+
 def test_rematerializing_with_no_change_embeds_nothing(index):
     again = materialize(index)
 
@@ -153,7 +170,9 @@ def test_rematerializing_with_no_change_embeds_nothing(index):
     )
 
 
-def test_changing_one_caption_reembeds_exactly_it_and_engagement_only_updates_payload(index, warehouse):
+def test_changing_one_caption_reembeds_exactly_it_and_engagement_or_labels_only_update_payload(
+    index, warehouse
+):
     with warehouse.connect() as conn:
         conn.execute(
             "UPDATE silver.content_documents SET content_text = 'a brand new caption about tax returns' WHERE document_key = 'post:tiktok:finance0'"
@@ -161,10 +180,16 @@ def test_changing_one_caption_reembeds_exactly_it_and_engagement_only_updates_pa
         conn.execute(
             "UPDATE silver.content_documents SET engagement = engagement + 1 WHERE document_key = 'post:youtube:pets1'"
         )
+        # Labels a vision model returned after the post was indexed.
+        conn.execute(
+            "UPDATE silver.content_documents SET labels = '{dumbbell}' WHERE document_key = 'post:youtube:fitness3'"
+        )
 
     changed = materialize(index)
 
-    assert (changed["embedded"], changed["payload_updates"], changed["unchanged"]) == (1, 1, 98)
+    assert (changed["embedded"], changed["payload_updates"], changed["unchanged"]) == (1, 2, 97)
+    [labelled] = search(index["qdrant"], index["embedder"], "workout", label="dumbbell", limit=5)
+    assert labelled.document_key == "post:youtube:fitness3"
     top = search(index["qdrant"], index["embedder"], "tax returns", limit=1)[0]
     assert top.document_key == "post:tiktok:finance0"
 
@@ -235,7 +260,18 @@ def test_strata_search_prints_ranked_json_results(index):
     env = {**os.environ, "STRATA_QDRANT_URL": index["qdrant"].url}
     strata = str(Path(sys.executable).with_name("strata"))
     out = subprocess.run(
-        [strata, "search", "sourdough bread recipe", "--network", "youtube", "--limit", "3", "--json"],
+        [
+            strata,
+            "search",
+            "sourdough bread recipe",
+            "--network",
+            "youtube",
+            "--label",
+            "plate",
+            "--limit",
+            "3",
+            "--json",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -244,7 +280,9 @@ def test_strata_search_prints_ranked_json_results(index):
     ).stdout
 
     document = json.loads(out)
-    assert document["query"] == "sourdough bread recipe" and document["filters"]["network"] == "youtube"
+    assert document["query"] == "sourdough bread recipe"
+    assert (document["filters"]["network"], document["filters"]["label"]) == ("youtube", "plate")
     assert [hit["rank"] for hit in document["results"]] == [1, 2, 3]
     assert {hit["network"] for hit in document["results"]} == {"youtube"}
+    assert {tuple(hit["labels"]) for hit in document["results"]} == {("plate",)}
     assert document["results"][0]["score"] >= document["results"][-1]["score"]

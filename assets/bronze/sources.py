@@ -185,6 +185,24 @@ SOURCES: tuple[Source, ...] = (
         mirror_to_mongo=True,
     ),
     Source(
+        name="image_labels",
+        domain="social",
+        description="Labels a vision service returned per post media item (label, confidence, bounding boxes, model "
+        "version), one JSON object per line, by labelling day; media are labelled again when the model changes.",
+        patterns=("social/image_labels/date={date}/*.jsonl",),
+        format="jsonl",
+        partitioning="daily",
+        natural_key=("network", "post_id", "media_index", "label", "model_version"),
+        fields=(
+            Field("network", "text"),
+            Field("post_id", "text", ("postId",)),
+            Field("media_index", "int8", ("mediaIndex",)),
+            Field("label", "text"),
+            Field("model_version", "text", ("modelVersion",)),
+            Field("labeled_at", "timestamptz", ("labeledAt",)),
+        ),
+    ),
+    Source(
         name="social_accounts",
         domain="social",
         description="Creator accounts: a full snapshot each day (history becomes SCD2 in silver).",

@@ -20,7 +20,7 @@ from resources.qdrant import POOL
 KEY = dg.AssetKey(["vector", "content_index"])
 DOCUMENTS = dg.AssetKey(["silver", "content_documents"])
 
-_QUERY = """SELECT document_key, source_type, content_text, network, account_id, created_date, engagement
+_QUERY = """SELECT document_key, source_type, content_text, network, account_id, created_date, engagement, labels
             FROM silver.content_documents ORDER BY document_key"""
 
 
@@ -28,8 +28,8 @@ def read_documents(conn: psycopg.Connection) -> Iterator[Document]:
     with conn.cursor(name="content_documents") as cur:
         cur.itersize = 2000
         cur.execute(_QUERY)
-        for row in cur:
-            yield Document(*row)
+        for *columns, labels in cur:
+            yield Document(*columns, labels=tuple(labels or ()))
 
 
 def sync_index(

@@ -20,6 +20,7 @@ class Hit:
     account_id: str | None
     created_date: str | None
     engagement: int | None
+    labels: list[str]
     text: str
 
     def as_dict(self) -> dict:
@@ -35,13 +36,16 @@ def search(
     since: date | None = None,
     account: str | None = None,
     source_type: str | None = None,
+    label: str | None = None,
     limit: int = 10,
 ) -> list[Hit]:
-    """The `limit` documents closest in meaning to `text`, restricted by the given filters."""
+    """The `limit` documents closest in meaning to `text`, restricted by the given filters (`label`: posts whose
+    media show it)."""
     from qdrant_client import models
 
     must: list = []
-    for name, value in (("network", network), ("account_id", account), ("source_type", source_type)):
+    filters = (("network", network), ("account_id", account), ("source_type", source_type), ("labels", label))
+    for name, value in filters:
         if value:
             must.append(models.FieldCondition(key=name, match=models.MatchValue(value=value)))
     if since:
@@ -67,6 +71,7 @@ def search(
             account_id=point.payload.get("account_id"),
             created_date=point.payload.get("created_date"),
             engagement=point.payload.get("engagement"),
+            labels=point.payload.get("labels") or [],
             text=point.payload.get("text", ""),
         )
         for rank, point in enumerate(points, start=1)

@@ -26,6 +26,7 @@ INDEXED_FIELDS = {
     "network": "keyword",
     "account_id": "keyword",
     "created_day": "integer",
+    "labels": "keyword",
 }
 SCROLL_PAGE = 1024
 UPSERT_BATCH = 256
@@ -40,6 +41,8 @@ class Document:
     account_id: str | None
     created_date: date | None
     engagement: int | None
+    # What the vision service saw in a post's media (silver.image_labels): a filter, not embedded text.
+    labels: tuple[str, ...] = ()
 
     @property
     def point_id(self) -> str:
@@ -58,6 +61,7 @@ class Document:
             "created_date": self.created_date.isoformat() if self.created_date else None,
             "created_day": int(self.created_date.strftime("%Y%m%d")) if self.created_date else None,
             "engagement": self.engagement,
+            "labels": list(self.labels),
             "content_hash": self.content_hash,
             "model_name": model_name,
             "model_version": model_version,

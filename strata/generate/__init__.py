@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 
-from strata.generate import accounts, ambassadors, cdc, dmap, mongo, playback, posts, tweets, video
+from strata.generate import accounts, ambassadors, cdc, dmap, labels, mongo, playback, posts, tweets, video
 from strata.generate.core import Run
 from strata.generate.faults import FaultRates
 from strata.generate.manifest import SourceReport, write_manifest
@@ -19,6 +19,7 @@ __all__ = ["SOURCES", "FaultRates", "generate"]
 
 _BUILDERS: dict[str, Callable[[Run], SourceReport]] = {
     "social_posts": posts.generate,
+    "image_labels": labels.generate,
     "social_accounts": accounts.generate,
     "tweets": tweets.generate,
     "ambassadors": ambassadors.generate,
@@ -55,11 +56,17 @@ def generate(
         raise ValueError(f"unknown sources {unknown}; choose from {list(SOURCES)}")
     if scale < 1 or days < 1:
         raise ValueError("scale and days must be at least 1")
+    if "image_labels" in selected and "social_posts" not in selected:
+        raise ValueError("image_labels labels the media of social_posts: generate both")
     run = Run(Path(out), seed, scale, days, start, faults or FaultRates())
     reports = {}
     for name in SOURCES:
-        if name in selected:
-            reports[name] = (
-                mongo.generate(run, mongo_db) if name == "mongo_campaigns" else _BUILDERS[name](run)
-            )
+        if name not in selected:
+            continue
+        if name == "mongo_campaigns":
+            reports[name] = mongo.generate(run, mongo_db)
+        elif name == "image_labels":
+            reports[name] = labels.generate(run, reports["social_posts"])
+        else:
+            reports[name] = _BUILDERS[name](run)
     return write_manifest(run, reports)

@@ -65,6 +65,9 @@ class SourceReport:
         self.duplicate_files: list[dict] = []
         self.partitions: dict[str, Partition] = {}
         self.expect: dict = {}
+        # Facts a later source of the same drop builds on (the posts' media, which image_labels labels); not
+        # written to the manifest.
+        self.shared: dict = {}
 
     def partition(self, key: str) -> Partition:
         return self.partitions.setdefault(key, Partition())

@@ -10,9 +10,9 @@ from __future__ import annotations
 import heapq
 import shutil
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from random import Random
-from typing import IO
+from typing import IO, NamedTuple
 
 import orjson
 
@@ -43,6 +43,21 @@ _MEDIA_KEY_VARIANTS = {
     "content_url": ("contentUrl", "Content_Url", "contentURL"),
 }
 _SOUNDS = ("original sound", "Espresso remix", "lofi study beats", "viral dance loop", "sped up chorus")
+
+
+# What silver counts as a post's interactions (likes + comments + shares).
+INTERACTIONS = ("likes", "comments", "shares")
+
+
+class Media(NamedTuple):
+    """A post as deduplication keeps it, for the sources that refer to its media (image_labels)."""
+
+    network: str
+    post_id: str
+    day: date
+    items: int
+    topic: str
+    interactions: int
 
 
 class _Post:
@@ -264,6 +279,16 @@ class _PartitionWriter:
         self.expect["media_missing_type"] += post.missing_type
         self.part.faults["media_count_mismatch"] += post.mismatch
         self.part.faults["media_missing_type"] += post.missing_type
+        self.report.shared["media"].append(
+            Media(
+                self.net.name,
+                post.post_id,
+                self.day,
+                post.media_rows,
+                post.topic,
+                sum(values[m] for m in INTERACTIONS),
+            )
+        )
         if self.run.small:
             self.topics.setdefault(post.topic, []).append(post.post_id)
 
@@ -370,6 +395,7 @@ class _PartitionWriter:
 
 def generate(run: Run) -> SourceReport:
     report = SourceReport(run)
+    report.shared["media"] = []
     cells = [(day_index, net) for day_index in range(run.days) for net in NETWORKS]
     plan = rng_for(run.seed, SOURCE, "plan")
     picked = {

@@ -1,7 +1,18 @@
 -- Everything semantic search covers, one row per post, tweet and video: the text the model embeds and the
--- payload search filters on. The vector index (vector/content_index) syncs Qdrant to this table.
+-- payload search filters on (a post's labels are what the vision service saw in its media). The vector index
+-- (vector/content_index) syncs Qdrant to this table.
 
-with post_documents as (
+with post_labels as (
+    select
+        network,
+        post_id,
+        array_agg(distinct label order by label) as labels
+    from {{ ref('image_labels') }}
+    where media_known
+    group by network, post_id
+),
+
+post_documents as (
     select
         'post:' || posts.network || ':' || posts.post_id as document_key,
         'post' as source_type,
@@ -14,8 +25,10 @@ with post_documents as (
         posts.network,
         posts.account_id,
         posts.post_date as created_date,
-        coalesce(posts.likes, 0) + coalesce(posts.comments, 0) + coalesce(posts.shares, 0) as engagement
+        coalesce(posts.likes, 0) + coalesce(posts.comments, 0) + coalesce(posts.shares, 0) as engagement,
+        coalesce(post_labels.labels, '{}') as labels
     from {{ ref('posts') }} as posts
+    left join post_labels on posts.network = post_labels.network and posts.post_id = post_labels.post_id
 ),
 
 tweet_documents as (
@@ -26,7 +39,8 @@ tweet_documents as (
         'x' as network,
         user_id as account_id,
         tweet_date as created_date,
-        retweet_count + favorite_count as engagement
+        retweet_count + favorite_count as engagement,
+        '{}'::text[] as labels
     from {{ ref('tweets') }}
 ),
 
@@ -51,7 +65,8 @@ video_documents as (
         null::text as network,
         null::text as account_id,
         catalogue.published_at::date as created_date,
-        coalesce(video_views.sessions, 0) as engagement
+        coalesce(video_views.sessions, 0) as engagement,
+        '{}'::text[] as labels
     from {{ ref('video_content') }} as catalogue
     left join video_views on catalogue.content_id = video_views.content_id
 ),
@@ -71,6 +86,7 @@ select
     network,
     account_id,
     created_date,
-    engagement
+    engagement,
+    labels
 from documents
 where nullif(trim(content_text), '') is not null
