@@ -166,8 +166,10 @@ def _copy_file(
                 rejected.append(Quarantined(load_id, file_name, number, "unsupported_json", detail, raw))
                 continue
             values = extract(obj)
-            if not all(key_values(values)):
-                missing = [source.fields[i].column for i in required if not values[i]]
+            keys = key_values(values)
+            # A key of 0 or false is a value: only an absent one (or an empty string) is missing.
+            if None in keys or "" in keys:
+                missing = [source.fields[i].column for i in required if values[i] is None or values[i] == ""]
                 detail = f"no value for {', '.join(missing)}"
                 rejected.append(Quarantined(load_id, file_name, number, "missing_key", detail, raw))
                 continue
