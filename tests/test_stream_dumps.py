@@ -175,3 +175,28 @@ def test_a_split_stopped_before_its_commit_is_done_again_from_the_start(warehous
     ]
     assert (root / "archive" / dump).exists() and not (root / dump).exists()
     assert (root / parts[0]).read_bytes() == b'{"event_id":"e1","event_time":"2026-11-01T23:59:59.900Z"}\n'
+
+
+def test_a_dump_that_cannot_be_read_is_errored_whole_naming_why(warehouse, tmp_path):
+    root = tmp_path / "landing"
+    landing = LandingZoneResource(root=str(root))
+    dump = "stream/playback/0ddba11-0000-4000-8000-000000000002.json"
+    (root / dump).parent.mkdir(parents=True)
+    (root / dump).write_bytes(
+        b'[{"event_id": "e1", "event_time": "2026-11-01T10:00:00Z"}, {"event_id": "e2", "ev'
+    )
+
+    with warehouse.connect(autocommit=True) as conn:
+        ledger.ensure_schema(conn)
+        found = discover(conn, SOURCE, landing)
+        (status, read, error) = conn.execute(
+            "SELECT status, records_read, error FROM ledger.loads WHERE path = %s", (dump,)
+        ).fetchone()
+        set_aside = conn.execute(
+            "SELECT record_number, reason FROM bronze.quarantine WHERE source_file = %s", (dump,)
+        ).fetchall()
+
+    assert found.registered == [] and not list(root.rglob("date=*"))
+    assert (status, read) == ("errored", 1) and error.startswith("unrepairable_json")
+    assert set_aside == [(None, "unrepairable_json")]
+    assert (root / "error" / dump).exists() and not (root / dump).exists()

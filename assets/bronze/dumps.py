@@ -28,6 +28,7 @@ from assets.bronze.quarantine import Quarantined, write_quarantine
 from assets.bronze.readers import FileError, Record, json_document_records, jsonl_records
 from assets.bronze.records import extractor
 from assets.bronze.sources import Source
+from assets.bronze.tables import ensure_quarantine
 from assets.partitions import in_range
 from resources.landing import LandingZoneResource
 
@@ -55,6 +56,8 @@ def split_dump(
 ) -> Split:
     """Register `dump` and, if its bytes are new, split it into its days' parts (see the module docstring).
     The caller moves the dump to its stored path after this returns."""
+    # Discovery may run before any load created bronze's tables; what the split sets aside needs quarantine.
+    ensure_quarantine(conn)
     with conn.transaction():
         [(load, new)] = ledger.register(conn, source.name, [dump])
         if not new or load.status != "ready":
@@ -64,12 +67,9 @@ def split_dump(
             days, aside, read = _by_event_day(source, load, _records(path))
         except FileError as exc:
             raw = path.open("rb").read(MAX_DUMP_QUARANTINE_BYTES)
-            write_quarantine(
-                conn,
-                source.name,
-                None,
-                [Quarantined(load.load_id, load.path, None, exc.reason, exc.detail, raw)],
-            )
+            unread = Quarantined(load.load_id, load.path, None, exc.reason, exc.detail, raw)
+            write_quarantine(conn, source.name, None, [unread])
+            stored_path = landing.settled_path(load.path, errored=True)
             ledger.mark_done(
                 conn,
                 load.load_id,
@@ -77,13 +77,10 @@ def split_dump(
                 read=1,
                 loaded=0,
                 quarantined={exc.reason: 1},
-                stored_path=landing.settled_path(load.path, errored=True),
+                stored_path=stored_path,
                 error=str(exc),
             )
-            return Split(
-                replace(load, status="errored", stored_path=landing.settled_path(load.path, errored=True)),
-                new,
-            )
+            return Split(replace(load, status="errored", stored_path=stored_path), new)
         parts = []
         for day, lines in sorted(days.items()):
             relative, data = part_path(load.path, day), b"".join(line + b"\n" for line in lines)
