@@ -109,17 +109,19 @@ class Dagster:
 def cron_repeats(runs: list[dict]) -> list[dict]:
     """The runs (as `Dagster.runs` returns them) that only rebuild, on a cron tick, what earlier runs had already
     built: every asset of the run is refreshed by cron ticks (the extractions on a schedule and what is built from
-    them) and was materialized by an earlier run. A run that materializes nothing (the hourly source freshness
-    checks) is one too."""
-    from assets.automation.conditions import refreshed_by_cron_ticks
+    them) and was materialized by an earlier run, or only a cron tick ever builds it (the hourly source
+    freshness)."""
+    from assets.automation.conditions import only_on_cron_ticks, refreshed_by_cron_ticks
     from strata.definitions import defs
 
-    refreshed_by_cron = {key.to_user_string() for key in refreshed_by_cron_ticks(defs.resolve_asset_graph())}
+    graph = defs.resolve_asset_graph()
+    refreshed_by_cron = {key.to_user_string() for key in refreshed_by_cron_ticks(graph)}
+    only_on_cron = {key.to_user_string() for key in only_on_cron_ticks(graph)}
     built: set[str] = set()
     repeats = []
     for run in sorted(runs, key=lambda r: float(r["creationTime"])):
         keys = {"/".join(k["path"]) for k in run["assetSelection"] or []}
-        if not keys or (keys <= refreshed_by_cron and keys <= built):
+        if keys and keys <= refreshed_by_cron and (keys <= built or keys <= only_on_cron):
             repeats.append(run)
         built |= keys
     return repeats

@@ -106,6 +106,7 @@ def test_quick_bench_writes_report(own_settings, strata_env, capsys):
         "no_duplicate_records",
         "schema_drift",
         "quarantine_rate",
+        "no_empty_files",
         "matches_bronze",
     }
     assert strata["checks"]["accounted"] and strata["checks"]["no_duplicate_records"]

@@ -187,6 +187,7 @@ def test_a_cron_tick_refreshes_the_scheduled_extractions_and_what_is_built_from_
         "bronze/mongo_campaigns",
         "gold/check_history",
         "gold/data_quality_dashboard",
+        "gold/source_freshness",
         "silver/campaigns",
     }
 
@@ -206,9 +207,11 @@ def test_runs_that_only_rebuild_on_a_cron_tick_what_was_built_are_cron_repeats()
         run("tick-1", 30, "bronze/mongo_campaigns", "gold/check_history"),
         run("chain", 20, "silver/campaigns", "silver/posts"),
         run("first", 10, "bronze/mongo_campaigns", "gold/check_history"),
+        # Only a cron tick ever builds the source freshness, its first time included.
+        run("freshness", 15, "gold/source_freshness"),
     ]
 
-    assert [r["runId"] for r in cron_repeats(runs)] == ["tick-1", "tick-2"]
+    assert [r["runId"] for r in cron_repeats(runs)] == ["freshness", "tick-1", "tick-2"]
 
 
 PODCAST_MODEL = """\

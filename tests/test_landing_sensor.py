@@ -42,8 +42,11 @@ POSTS_CHAIN = {
     "silver/post_media",
     "gold/account_daily_engagement",
     "gold/creator_leaderboard",
+    "gold/post_media_quality",
 }
-TAIL = {"silver/content_documents", "vector/content_index"}
+# The unpartitioned models after them (the labels' silver joins the posts' media, the visual topics their
+# engagement) and the vector index.
+TAIL = {"silver/image_labels", "gold/visual_topics_daily", "silver/content_documents", "vector/content_index"}
 
 
 def selection(request: dg.RunRequest) -> set[str]:

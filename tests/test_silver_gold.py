@@ -473,44 +473,39 @@ def test_each_warehouse_keeps_its_parse_state_so_dbt_parses_the_project_once_per
 def test_source_freshness_judges_each_bronze_table_by_its_newest_row_against_the_declared_windows(
     built, warehouse, transform
 ):
-    from assets.transform.source_freshness import SOURCES, dbt_source_freshness, source_freshness_job
+    from assets.transform.source_freshness import CHECK, source_freshness
 
-    keys = {spec.asset_key for spec in dbt_source_freshness.check_specs}
     aged = {"dmap_ad_spend": 30, "tweets": 5}  # hours; sources.yml: WARN after 4 h, error after 24 h
-    with warehouse.connect(autocommit=True) as conn, conn.transaction():
-        for table, hours in aged.items():
-            conn.execute(
-                sql.SQL("UPDATE {} SET ingested_at = ingested_at - make_interval(hours => %s)").format(
-                    sql.Identifier("bronze", table)
-                ),
-                (hours,),
-            )
-    try:
-        defs = dg.Definitions(
-            assets=[dg.AssetSpec(key) for key in keys],
-            asset_checks=[dbt_source_freshness],
-            jobs=[source_freshness_job],
-            resources={"dbt": transform.dbt_resource(PII_SALT), "postgres": warehouse},
-        )
-        result = defs.resolve_job_def("source_freshness").execute_in_process()
-    finally:
+
+    def shift(sign: int) -> None:
         with warehouse.connect(autocommit=True) as conn, conn.transaction():
             for table, hours in aged.items():
                 conn.execute(
                     sql.SQL("UPDATE {} SET ingested_at = ingested_at + make_interval(hours => %s)").format(
                         sql.Identifier("bronze", table)
                     ),
-                    (hours,),
+                    (sign * hours,),
                 )
 
-    found = {
-        e.asset_key.to_user_string(): (e.passed, e.severity.value, e.metadata["status"].value)
-        for e in result.get_asset_check_evaluations()
-    }
-    assert len(found) == len(SOURCES) == len(keys)
-    assert found.pop("bronze/dmap_ad_spend") == (False, "ERROR", "error")
-    assert found.pop("bronze/tweets") == (False, "WARN", "warn")
-    assert {status for *_, status in found.values()} == {"pass"}
+    shift(-1)
+    try:
+        result = dg.materialize(
+            [source_freshness], resources={"dbt": transform.dbt_resource(PII_SALT), "postgres": warehouse}
+        )
+    finally:
+        shift(+1)
+
+    statuses = dict(_rows(warehouse, "SELECT asset_key, status FROM gold.source_freshness"))
+    assert len(statuses) == len(SOURCES_BY_NAME) + 1  # every file source and the Mongo extraction
+    assert (statuses.pop("bronze/dmap_ad_spend"), statuses.pop("bronze/tweets")) == ("error", "warn")
+    assert set(statuses.values()) == {"pass"}
+    [check] = result.get_asset_check_evaluations()
+    verdict = {name: value.value for name, value in check.metadata.items()}
+    assert (check.check_name, check.passed, check.severity.value) == (CHECK, False, "ERROR")
+    assert (verdict["past_error_after"], verdict["past_warn_after"]) == (
+        ["bronze/dmap_ad_spend"],
+        ["bronze/tweets"],
+    )
 
 
 def test_the_media_count_mismatch_rate_is_measured_per_network_and_day_and_warns_above_ten_percent(

@@ -34,11 +34,17 @@ def scheduled(cron: str) -> dg.AutomationCondition:
     at start instead of at the next tick of the schedule."""
     first_time = dg.AutomationCondition.missing().newly_true() & ~dg.AutomationCondition.in_progress()
     return (dg.AutomationCondition.on_cron(cron) | first_time.with_label("first time")).with_label(
-        f"{_ON_CRON} {cron} or first time"
+        f"{_ON_CRON} {cron}{_OR_FIRST_TIME}"
     )
 
 
+def on_schedule(cron: str) -> dg.AutomationCondition:
+    """On the cron only (an asset with no upstream: every tick of the cron)."""
+    return dg.AutomationCondition.on_cron(cron).with_label(f"{_ON_CRON} {cron}")
+
+
 _ON_CRON = "on cron"
+_OR_FIRST_TIME = " or first time"
 
 
 def refreshed_by_cron_ticks(graph: BaseAssetGraph) -> set[dg.AssetKey]:
@@ -50,6 +56,17 @@ def refreshed_by_cron_ticks(graph: BaseAssetGraph) -> set[dg.AssetKey]:
         and (condition.get_label() or "").startswith(_ON_CRON)
     ]
     return dg.AssetSelection.assets(*on_cron).downstream().resolve(graph)
+
+
+def only_on_cron_ticks(graph: BaseAssetGraph) -> set[dg.AssetKey]:
+    """The assets nothing but a cron tick builds (`on_schedule`, not even a first time)."""
+    return {
+        key
+        for key in graph.materializable_asset_keys
+        if (condition := graph.get(key).automation_condition) is not None
+        and (label := condition.get_label() or "").startswith(_ON_CRON)
+        and not label.endswith(_OR_FIRST_TIME)
+    }
 
 
 def refresh_condition(*, partitioned: bool) -> dg.AutomationCondition:

@@ -1,60 +1,67 @@
-"""dbt's source freshness, evaluated: `dbt source freshness` on a schedule, each bronze table's verdict recorded as
-its `source_freshness` check.
+"""dbt's source freshness, evaluated: every hour `dbt source freshness` judges each bronze table, and the asset
+`gold/source_freshness` keeps the verdicts (a row per table and evaluation) with one check over them.
 
 The windows are the ones dbt/models/sources.yml declares (on `ingested_at`, the moment bronze loaded a row): a
-source whose newest row is older than `warn_after` WARNs, older than `error_after` fails. This measures the data
-itself, where the freshness policy of a bronze asset measures its materializations (a load that found nothing
-new still materializes).
+table whose newest row is older than `warn_after` WARNs, older than `error_after` fails. This watches the rows,
+where the freshness policy of a bronze asset watches its materializations (a load that found nothing new still
+materializes). It is an asset of its own, not a check on each bronze asset, so that loading bronze never waits
+on a dbt invocation.
 """
 
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
-from typing import Any
+from datetime import UTC, datetime
 
 import dagster as dg
-import orjson
+from psycopg.types.json import Jsonb
 
+from assets.automation.conditions import on_schedule
+from assets.conventions import OWNER
 from assets.transform.assets import TRANSLATOR, InterpreterDbtCliResource, scoped_environ
 from assets.transform.env import dbt_env
 from assets.transform.project import dbt_project
 from resources import PostgresResource
+from resources.postgres import serialized_ddl
 
-CHECK = "source_freshness"
-_SEVERITY = {"pass": dg.AssetCheckSeverity.WARN, "warn": dg.AssetCheckSeverity.WARN}
+KEY = dg.AssetKey(["gold", "source_freshness"])
+CHECK = "bronze_sources_fresh"
+CRON = "7 * * * *"
 
-# Each dbt source table by unique id: its bronze asset and the windows sources.yml declares for it.
-SOURCES: dict[str, Mapping[str, Any]] = orjson.loads(dbt_project.manifest_path.read_bytes())["sources"]
+_DDL = """
+CREATE SCHEMA IF NOT EXISTS gold;
+CREATE TABLE IF NOT EXISTS gold.source_freshness (
+    checked_at timestamptz NOT NULL,
+    asset_key text NOT NULL,
+    status text NOT NULL,
+    max_loaded_at timestamptz,
+    age_hours double precision,
+    run_id text NOT NULL,
+    detail jsonb NOT NULL,
+    PRIMARY KEY (checked_at, asset_key)
+);
+"""
 
 
-def _windows(props: Mapping[str, Any]) -> str:
-    freshness = props.get("freshness") or {}
-    said = [
-        f"{verdict} after {window['count']} {window['period']}s"
-        for verdict, window in (
-            ("WARN", freshness.get("warn_after")),
-            ("fails", freshness.get("error_after")),
-        )
-        if window and window.get("count")
-    ]
-    return ", ".join(said) or "no window declared"
-
-
-@dg.multi_asset_check(
-    name="dbt_source_freshness",
-    specs=[
+@dg.asset(
+    key=KEY,
+    group_name="observability",
+    kinds={"dbt", "postgres"},
+    owners=[OWNER],
+    description="dbt source freshness of every bronze table (sources.yml: WARN after 4 h, fails after 24 h without "
+    "a new row), evaluated every hour: a row per table and evaluation.",
+    automation_condition=on_schedule(CRON),
+    check_specs=[
         dg.AssetCheckSpec(
             CHECK,
-            asset=TRANSLATOR.get_asset_key(props),
-            description=f"dbt source freshness of the newest {props.get('loaded_at_field')}: {_windows(props)}.",
+            asset=KEY,
+            description="Every bronze table had a new row within its dbt source freshness window: WARN past "
+            "warn_after, ERROR past error_after, naming the tables.",
         )
-        for props in SOURCES.values()
     ],
-    can_subset=True,
 )
-def dbt_source_freshness(
-    context: dg.AssetCheckExecutionContext, dbt: InterpreterDbtCliResource, postgres: PostgresResource
-) -> Iterator[dg.AssetCheckResult]:
+def source_freshness(
+    context: dg.AssetExecutionContext, dbt: InterpreterDbtCliResource, postgres: PostgresResource
+) -> dg.MaterializeResult:
     environment = dbt_env(postgres.url, dbt.pii_salt) | {"DBT_LOG_LEVEL_FILE": "none"}
     target = dbt_project.project_dir / dbt_project.target_path / f"source_freshness-{uuid.uuid4().hex[:7]}"
     with scoped_environ(environment):
@@ -67,45 +74,50 @@ def dbt_source_freshness(
         )
     try:
         invocation.wait()
-        results = {
-            result["unique_id"]: result for result in invocation.get_artifact("sources.json")["results"]
-        }
+        results = invocation.get_artifact("sources.json")["results"]
     finally:
         shutil.rmtree(target, ignore_errors=True)
-    wanted = {check.asset_key for check in context.selected_asset_check_keys}
-    for unique_id, props in SOURCES.items():
-        key = TRANSLATOR.get_asset_key(props)
-        if key not in wanted:
-            continue
-        result = results.get(unique_id, {"status": "runtime error", "error": "dbt reported no result"})
-        status = result["status"]
+    sources = invocation.manifest["sources"]
+    checked_at = datetime.now(UTC)
+    rows = []
+    for result in results:
+        key = TRANSLATOR.get_asset_key(sources[result["unique_id"]]).to_user_string()
         age = result.get("max_loaded_at_time_ago_in_s")
-        yield dg.AssetCheckResult(
-            asset_key=key,
-            check_name=CHECK,
-            passed=status == "pass",
-            severity=_SEVERITY.get(status, dg.AssetCheckSeverity.ERROR),
-            metadata={
-                "status": status,
-                **(
-                    {"newest_row_age_hours": dg.MetadataValue.float(round(age / 3600, 3))}
-                    if age is not None
-                    else {}
-                ),
-                **({"max_loaded_at": result["max_loaded_at"]} if result.get("max_loaded_at") else {}),
-                **({"error": result["error"]} if result.get("error") else {}),
-            },
+        rows.append(
+            (
+                checked_at,
+                key,
+                result["status"],
+                result.get("max_loaded_at"),
+                round(age / 3600, 3) if age is not None else None,
+                context.run_id,
+                Jsonb({name: result[name] for name in ("error", "criteria") if result.get(name)}),
+            )
         )
-
-
-source_freshness_job = dg.define_asset_job(
-    "source_freshness", selection=dg.AssetSelection.checks(dbt_source_freshness)
-)
-
-source_freshness_schedule = dg.ScheduleDefinition(
-    name="source_freshness_hourly",
-    job=source_freshness_job,
-    cron_schedule="7 * * * *",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="dbt source freshness of every bronze table, at 7 past each hour.",
-)
+    with postgres.connect(autocommit=True) as conn:
+        with serialized_ddl(conn, "strata.gold.source_freshness"):
+            conn.execute(_DDL)
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany("INSERT INTO gold.source_freshness VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
+    by_status: dict[str, list[str]] = {}
+    for _, key, status, *_ in rows:
+        by_status.setdefault(status, []).append(key)
+    # "runtime error": dbt could not read the table (no load has created it yet) — not late data, a WARN.
+    failed = by_status.get("error", [])
+    late = by_status.get("warn", []) + by_status.get("runtime error", [])
+    statuses = dg.MetadataValue.json({key: status for _, key, status, *_ in rows})
+    return dg.MaterializeResult(
+        metadata={"tables": len(rows), "statuses": statuses},
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=CHECK,
+                passed=not failed and not late,
+                severity=dg.AssetCheckSeverity.ERROR if failed else dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "past_error_after": dg.MetadataValue.json(sorted(failed)),
+                    "past_warn_after": dg.MetadataValue.json(sorted(late)),
+                    "statuses": statuses,
+                },
+            )
+        ],
+    )
