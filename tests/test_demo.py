@@ -147,7 +147,8 @@ def state(warehouse: str, qdrant: Path) -> dict:
         tables = conn.execute(
             """SELECT table_schema, table_name, array_agg(column_name::text ORDER BY ordinal_position)
                FROM information_schema.columns
-               WHERE table_schema IN ('bronze', 'silver', 'gold') AND table_name <> 'check_history'
+               WHERE table_schema IN ('bronze', 'silver', 'gold')
+                 AND table_name NOT IN ('check_history', 'source_freshness')  -- observations, timed
                GROUP BY 1, 2 ORDER BY 1, 2"""
         ).fetchall()
         for schema, table, columns in tables:

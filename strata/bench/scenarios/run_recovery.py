@@ -34,7 +34,7 @@ PROCESS_STARTED = "Started process for run (pid: "
 
 
 def run_recovery(ctx: BenchContext) -> ScenarioResult:
-    from strata.dagster_api import Dagster
+    from strata.dagster_api import Dagster, built_from_landed_data
 
     result = ScenarioResult(
         "run_recovery",
@@ -56,10 +56,8 @@ def run_recovery(ctx: BenchContext) -> ScenarioResult:
     try:
         ctx.log(f"run_recovery: strata up (STRATA_HOME={home})")
         up("--sample-days", "1")
-        wanted = [key for key in dagster.asset_keys() if key.split("/")[0] in LAYERS]
-        dagster.settle(
-            [k for k in wanted if "check_history" not in k and "dashboard" not in k], timeout=DEADLINE_S
-        )
+        wanted = [key for key in built_from_landed_data(dagster.asset_keys()) if key.split("/")[0] in LAYERS]
+        dagster.settle(wanted, timeout=DEADLINE_S)
 
         _land(home, "2026-11-05")
         run_id = _wait_for_run(
