@@ -107,6 +107,7 @@ def test_quick_bench_writes_report(own_settings, strata_env, capsys):
         "schema_drift",
         "quarantine_rate",
         "no_empty_files",
+        "volume_in_recent_range",
         "matches_bronze",
     }
     assert strata["checks"]["accounted"] and strata["checks"]["no_duplicate_records"]

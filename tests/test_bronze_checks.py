@@ -86,3 +86,32 @@ def test_malformed_lines_past_the_threshold_fail_quarantine_rate_as_a_warning(re
         0.1,
     )
     assert checks(result)["accounted"][0] is True
+
+
+def test_a_partition_far_below_its_weekdays_history_warns_and_an_empty_one_is_an_error(resources):
+    # Four Sundays of x posts, then a fifth with a tenth of their rows.
+    for week, count in enumerate((100, 110, 95, 105)):
+        day = f"2026-11-{1 + 7 * week:02d}"
+        land(resources, day, [post(1000 * week + n) for n in range(count)])
+        assert dg.materialize([POSTS], partition_key=f"{day}|x", resources=resources).success
+
+    def load(count: int) -> tuple[bool, str, dict]:
+        land(resources, "2026-11-29", [post(9000 + n) for n in range(count)])
+        result = dg.materialize([POSTS], partition_key="2026-11-29|x", resources=resources)
+        assert result.success
+        return checks(result)["volume_in_recent_range"]
+
+    low = load(10)
+    back = load(102)
+    gone = load(0)
+
+    # median 102.5; spread max(1.4826 × MAD 5, 10 % of the median) = 10.25; range 102.5 ± 4 × 10.25
+    expected = {
+        "history_partitions": 4,
+        "history_median": 102.5,
+        "expected_low": 61.5,
+        "expected_high": 143.5,
+    }
+    assert low == (False, "WARN", {"rows": 10, **expected})
+    assert back == (True, "WARN", {"rows": 102, **expected})
+    assert gone == (False, "ERROR", {"rows": 0, **expected})

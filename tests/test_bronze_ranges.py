@@ -98,5 +98,13 @@ def test_a_range_with_a_failing_partition_loads_the_others_names_it_and_a_rerun_
         if c.partition is None
     }
     assert summary == dict.fromkeys(
-        ("accounted", "no_duplicate_records", "schema_drift", "quarantine_rate", "no_empty_files"), []
+        (
+            "accounted",
+            "no_duplicate_records",
+            "schema_drift",
+            "quarantine_rate",
+            "no_empty_files",
+            "volume_in_recent_range",
+        ),
+        [],
     )

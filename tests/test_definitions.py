@@ -296,7 +296,14 @@ def test_a_source_added_as_one_entry_with_its_dbt_model_joins_the_graph_with_its
         if check.asset_key in checks:
             checks[check.asset_key].add(check.name)
     assert checks == {
-        bronze: {"accounted", "no_duplicate_records", "no_empty_files", "quarantine_rate", "schema_drift"},
+        bronze: {
+            "accounted",
+            "no_duplicate_records",
+            "no_empty_files",
+            "quarantine_rate",
+            "schema_drift",
+            "volume_in_recent_range",
+        },
         silver: {"unique_podcast_episodes_episode_id", "not_null_podcast_episodes_episode_id"},
     }
     assert graph.get(silver).parent_keys == {bronze}

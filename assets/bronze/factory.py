@@ -222,6 +222,8 @@ def _load_one(
         checks.quarantine_rate(source, outcomes),
         checks.no_empty_files(outcomes),
     ]
+    if source.partition_columns:
+        results.append(checks.volume_in_recent_range(conn, source, partition_values))
     metadata = _metadata(conn, source, partition_values, outcomes, time.monotonic() - started)
     return PartitionLoad(partition_key, metadata, results)
 
