@@ -271,3 +271,23 @@ def test_rerunning_every_partition_leaves_every_table_unchanged(loaded, warehous
             for source in FILE_SOURCES
         )
     assert reloaded_rows == bronze_rows > 0
+
+
+def test_every_bronze_asset_shows_its_tables_columns_typed_and_described(loaded, warehouse):
+    from strata.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    with warehouse.connect() as conn:
+        for source in SOURCES:
+            schema = graph.get(source.asset_key).metadata["dagster/column_schema"]
+            in_postgres = conn.execute(
+                """SELECT column_name, CASE data_type WHEN 'bigint' THEN 'bigint' ELSE udt_name END
+                   FROM information_schema.columns WHERE table_schema = 'bronze' AND table_name = %s""",
+                (source.name,),
+            ).fetchall()
+            shown = {column.name: column.type for column in schema.columns}
+            aliases = {"int8": "bigint", "float8": "float8", "bool": "bool"}
+            assert {name: aliases.get(kind, kind) for name, kind in shown.items()} == dict(in_postgres), (
+                source.name
+            )
+            assert all(column.description for column in schema.columns), source.name

@@ -13,7 +13,7 @@ from assets.bronze.discover import discover
 from assets.bronze.mongo_extract import MONGO_SOURCES, build_mongo_asset
 from assets.bronze.partition_load import FileOutcome, load_partition
 from assets.bronze.sources import SOURCES, Source
-from assets.bronze.tables import SCHEMA, ensure_tables, table
+from assets.bronze.tables import SCHEMA, column_schema, ensure_tables, table
 from assets.conventions import OWNER, freshness_policy, retry_policy
 from assets.partitions import Key
 from resources import LandingZoneResource, PostgresResource
@@ -43,6 +43,7 @@ def build_bronze_asset(source: Source) -> dg.AssetsDefinition:
         freshness_policy=freshness_policy(*source.freshness_hours) if source.freshness_hours else None,
         metadata={
             "dagster/table_name": f"{SCHEMA}.{source.name}",
+            "dagster/column_schema": column_schema(source),
             "landing_patterns": dg.MetadataValue.json(list(source.patterns)),
             "natural_key": dg.MetadataValue.json(list(source.natural_key)),
         },

@@ -3,6 +3,7 @@ one quarantine table for every source."""
 
 from __future__ import annotations
 
+import dagster as dg
 import psycopg
 from psycopg import sql
 
@@ -37,6 +38,41 @@ CREATE INDEX IF NOT EXISTS quarantine_source_reason_idx ON bronze.quarantine (so
 
 def table(source: Source) -> sql.Identifier:
     return sql.Identifier(SCHEMA, source.name)
+
+
+_PARTITION_COLUMN_DESCRIPTIONS = {
+    "partition_date": "The partition's day, from the landed file's path (or, for a stream, the record's event time).",
+    "partition_network": "The partition's network, from the landed file's path.",
+}
+
+
+def column_schema(source: Source) -> dg.TableSchema:
+    """The source's bronze table as the asset's page shows it: every column, typed and described."""
+    columns = [
+        dg.TableColumn("load_id", "bigint", "The load in ledger.loads this row came from."),
+        dg.TableColumn("source_file", "text", "The landed file's path under the landing root."),
+        dg.TableColumn("record_number", "bigint", "The record's position in its file, from 1."),
+        *(
+            dg.TableColumn(name, pg_type, _PARTITION_COLUMN_DESCRIPTIONS[name])
+            for name, pg_type in source.partition_columns
+        ),
+        dg.TableColumn(
+            "ingested_at", "timestamptz", "When bronze loaded the row (dbt's source freshness reads it)."
+        ),
+        dg.TableColumn("record_hash", "bytea", "md5 of the raw record: what the duplicate screen compares."),
+        *(
+            dg.TableColumn(
+                field.column,
+                field.pg_type,
+                f"`{field.column}` read from the record"
+                + (f" (or {', '.join(f'`{alias}`' for alias in field.aliases)})" if field.aliases else "")
+                + f"; NULL where it does not convert to {field.pg_type} (raw keeps the value).",
+            )
+            for field in source.fields
+        ),
+        dg.TableColumn("raw", "jsonb", "The whole record as the sender wrote it."),
+    ]
+    return dg.TableSchema(columns=columns)
 
 
 def ensure_quarantine(conn: psycopg.Connection) -> None:
