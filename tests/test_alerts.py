@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import dagster as dg
 import pytest
@@ -85,6 +86,49 @@ def test_a_run_that_refreshes_gold_posts_one_notice_with_each_marts_rows_and_the
         "`gold/weekly_sales` 18 rows (+18)",
         f":white_check_mark: Run `{second}` refreshed gold: `gold/daily_sales` 135 rows (+15)",
     ]
+
+
+def failing_check_of(name: str, owner: str) -> dg.AssetsDefinition:
+    @dg.asset(name=name, owners=[owner], check_specs=[dg.AssetCheckSpec("rows_positive", asset=name)])
+    def owned() -> dg.MaterializeResult:
+        failed = dg.AssetCheckResult(
+            check_name="rows_positive", passed=False, severity=dg.AssetCheckSeverity.ERROR
+        )
+        return dg.MaterializeResult(check_results=[failed])
+
+    return owned
+
+
+def test_alerts_go_to_the_webhooks_of_their_assets_owners_and_the_rest_to_the_default(monkeypatch):
+    posts = failing_check_of("posts_by_day", "team:social")
+    views = failing_check_of("views_by_day", "team:video")
+    plays = failing_check_of("plays_by_day", "team:audio")  # no route: the default webhook
+    with ExitStack() as stack:
+        (social_port, social), (video_port, video), (default_port, default) = (
+            stack.enter_context(webhook_receiver()) for _ in range(3)
+        )
+        monkeypatch.setenv(
+            AlertWebhookResource().routes_env,
+            f"team:social=http://127.0.0.1:{social_port}/hook team:video=http://127.0.0.1:{video_port}/hook",
+        )
+        monkeypatch.setenv(AlertWebhookResource().url_env, f"http://127.0.0.1:{default_port}/hook")
+        instance = dg.DagsterInstance.ephemeral()
+        dg.materialize([posts, views, plays], instance=instance)
+
+        quality_alert_sensor(
+            dg.build_sensor_context(
+                resources=ALERTS, instance=instance, definitions=dg.Definitions(assets=[posts, views, plays])
+            )
+        )
+
+    def checked(received: list[tuple[str, bytes]]) -> list[str]:
+        return [json.loads(body)["text"].split("`")[3] for _, body in received]
+
+    assert (checked(social), checked(video), checked(default)) == (
+        ["posts_by_day"],
+        ["views_by_day"],
+        ["plays_by_day"],
+    )
 
 
 def test_a_failed_error_check_posts_one_alert_and_is_not_repeated(webhook):

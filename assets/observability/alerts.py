@@ -27,7 +27,8 @@ def run_failure_alert(context: dg.RunFailureSensorContext, alerts: AlertWebhookR
     if first is not None and first.dagster_event != context.failure_event:
         context.log.info(f"run {run.run_id} reported failed again ({reason}): alerted on its first failure")
         return
-    alerts.send(context.log, f":red_circle: Run `{run.run_id}` of `{run.job_name}` failed: {reason}")
+    owners = _owners(context.repository_def, run.asset_selection or ())
+    alerts.send(context.log, f":red_circle: Run `{run.run_id}` of `{run.job_name}` failed: {reason}", owners)
 
 
 @dg.sensor(
@@ -46,29 +47,40 @@ def quality_alert_sensor(
             dg.EventRecordsFilter(event_type=event_type, after_cursor=after), limit=1000, ascending=True
         )
     records.sort(key=lambda record: record.storage_id)
-    texts = [text for record in records if (text := _alert_text(record))]
-    for text in texts[:MAX_ALERTS_PER_TICK]:
-        alerts.send(context.log, text)
-    if len(texts) > MAX_ALERTS_PER_TICK:
-        alerts.send(context.log, f"... and {len(texts) - MAX_ALERTS_PER_TICK} more quality alerts")
+    raised = [alert for record in records if (alert := _alert_text(record))]
+    for text, key in raised[:MAX_ALERTS_PER_TICK]:
+        alerts.send(context.log, text, _owners(context.repository_def, [key]))
+    if len(raised) > MAX_ALERTS_PER_TICK:
+        alerts.send(context.log, f"... and {len(raised) - MAX_ALERTS_PER_TICK} more quality alerts")
     if records:
         context.update_cursor(str(records[-1].storage_id))
-    return None if texts else dg.SkipReason("no failed ERROR checks or freshness degradation")
+    return None if raised else dg.SkipReason("no failed ERROR checks or freshness degradation")
 
 
-def _alert_text(record: dg.EventLogRecord) -> str | None:
+def _alert_text(record: dg.EventLogRecord) -> tuple[str, dg.AssetKey] | None:
+    """The alert an event raises, and the asset it is about (whose owners it goes to)."""
     event = record.event_log_entry.dagster_event
     data = event.event_specific_data
     if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
         if data.passed or data.severity != dg.AssetCheckSeverity.ERROR:
             return None
-        return (
+        text = (
             f":warning: Check `{data.check_name}` on `{data.asset_key.to_user_string()}` failed "
             f"(ERROR) in run `{record.run_id}`"
         )
+        return text, data.asset_key
     if data.new_state in (FreshnessState.WARN, FreshnessState.FAIL):
-        return f":hourglass: `{data.key.to_user_string()}` freshness {data.previous_state.value} → {data.new_state.value}"
+        text = f":hourglass: `{data.key.to_user_string()}` freshness {data.previous_state.value} → {data.new_state.value}"
+        return text, data.key
     return None
+
+
+def _owners(repository_def: dg.RepositoryDefinition | None, keys) -> list[str]:
+    """The owners of the assets an alert is about (none known: the default route)."""
+    if repository_def is None:
+        return []
+    graph = repository_def.asset_graph
+    return sorted({owner for key in keys if graph.has(key) for owner in graph.get(key).owners})
 
 
 @dg.run_status_sensor(
@@ -98,7 +110,11 @@ def gold_refresh_notice(context: dg.RunStatusSensorContext, alerts: AlertWebhook
     for key, (first, rows) in sorted(counted.items(), key=lambda item: item[0].to_user_string()):
         before = _rows_before(instance, key, first)
         marts.append(f"`{key.to_user_string()}` {rows:,} rows ({rows - before:+,})")
-    alerts.notify(context.log, f":white_check_mark: Run `{run.run_id}` refreshed gold: " + ", ".join(marts))
+    alerts.notify(
+        context.log,
+        f":white_check_mark: Run `{run.run_id}` refreshed gold: " + ", ".join(marts),
+        _owners(context.repository_def, counted),
+    )
 
 
 def _rows_before(instance: dg.DagsterInstance, key: dg.AssetKey, before_storage_id: int) -> int:
