@@ -56,10 +56,68 @@ def test_check_outcomes_are_recorded_once_and_the_dashboard_summarizes_them(ware
     assert (
         "| bronze | 1 | 0 | 0.0% |" in meta["dashboard"] and "| gold | 1 | 1 | 100.0% |" in meta["dashboard"]
     )
-    assert "`bronze/orders` **rows_positive** (ERROR" in meta["dashboard"]
+    # It leads with what is failing now: the check, its asset and partition, since when.
+    assert meta["dashboard"].startswith(
+        "## Failing now\n\n| check | asset | partition | severity | failing since |"
+    )
+    failing_row = meta["dashboard"].split("\n")[4]
+    assert failing_row.startswith("| rows_positive | `bronze/orders` |  | ERROR | ")
     assert "data:image/png;base64," in meta["dashboard"]
     # The measured media_count mismatch rate, a row per network and a column per day.
     assert (
         "| network | 11-01 | 11-02 |\n|---|---|---|\n| tiktok |  | 0.0% |\n| x | 5.0% | 12.5% |\n"
         in meta["dashboard"]
     )
+
+
+@dg.asset(
+    key=["silver", "events"],
+    partitions_def=dg.StaticPartitionsDefinition(["a", "b"]),
+    config_schema={"passed": bool},
+    check_specs=[dg.AssetCheckSpec("in_order", asset=["silver", "events"])],
+)
+def events(context) -> dg.MaterializeResult:
+    verdict = dg.AssetCheckResult(check_name="in_order", passed=context.op_config["passed"])
+    return dg.MaterializeResult(check_results=[verdict])
+
+
+def test_a_check_failing_now_is_listed_per_partition_since_its_first_failure_after_its_last_pass(
+    warehouse: PostgresResource,
+):
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"postgres": warehouse}
+    with warehouse.connect(autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS gold CASCADE; DROP SCHEMA IF EXISTS bronze CASCADE")
+
+    def evaluate(partition: str, passed: bool) -> None:
+        config = {"ops": {"silver__events": {"config": {"passed": passed}}}}
+        dg.materialize([events], partition_key=partition, instance=instance, run_config=config)
+        dg.materialize([check_history], instance=instance, resources=resources)
+
+    evaluate("a", False)
+    evaluate("a", True)
+    evaluate("a", False)  # failing since here
+    evaluate("a", False)
+    evaluate("b", True)
+    with warehouse.connect(autocommit=True) as conn:
+        conn.execute(
+            """CREATE SCHEMA bronze;
+               CREATE TABLE bronze.quarantine (source text, reason text);
+               INSERT INTO bronze.quarantine VALUES ('tweets', 'malformed_json'), ('tweets', 'malformed_json'),
+                   ('social_posts', 'duplicate_record')"""
+        )
+        since = conn.execute(
+            """SELECT evaluated_at FROM gold.check_history WHERE check_name = 'in_order' AND partition_key = 'a'
+               ORDER BY storage_id OFFSET 2 LIMIT 1"""
+        ).fetchone()[0]
+
+    result = dg.materialize([data_quality_dashboard], instance=instance, resources=resources)
+
+    (dashboard,) = result.asset_materializations_for_node(data_quality_dashboard.op.name)
+    page = dashboard.metadata["dashboard"].value
+    failing = [line for line in page.split("\n") if line.startswith("| in_order")]
+    assert failing == [f"| in_order | `silver/events` | a | ERROR | {since:%Y-%m-%d %H:%M} UTC |  |"]
+    assert dashboard.metadata["failing_checks"].value == 1
+    # Quarantine, a row per source and a column per reason.
+    assert "| social_posts |                  1 |                0 |" in page
+    assert "| tweets       |                  0 |                2 |" in page

@@ -4,6 +4,7 @@ state, a plot and the measured rates (the media_count mismatch per network and d
 UI is the dashboard."""
 
 import base64
+import functools
 import io
 from datetime import UTC, datetime
 
@@ -34,6 +35,7 @@ CREATE TABLE IF NOT EXISTS gold.check_history (
     evaluated_at timestamptz NOT NULL,
     metadata jsonb NOT NULL
 );
+ALTER TABLE gold.check_history ADD COLUMN IF NOT EXISTS partition_key text;
 CREATE INDEX IF NOT EXISTS check_history_check_idx ON gold.check_history (asset_key, check_name, storage_id DESC);
 """
 
@@ -52,6 +54,12 @@ def check_history(context: dg.AssetExecutionContext, postgres: PostgresResource)
         with serialized_ddl(conn, "strata.gold.check_history"):
             conn.execute(_DDL)
         (after,) = conn.execute("SELECT max(storage_id) FROM gold.check_history").fetchone()
+
+        @functools.cache
+        def partition_of_run(run_id: str) -> str | None:
+            run = context.instance.get_run_by_id(run_id)
+            return run.tags.get("dagster/partition") if run else None
+
         added = 0
         while True:
             records = context.instance.get_event_records(
@@ -61,10 +69,12 @@ def check_history(context: dg.AssetExecutionContext, postgres: PostgresResource)
             )
             if not records:
                 break
-            rows = [_row(record) for record in records]
+            rows = [_row(record, partition_of_run) for record in records]
             with conn.transaction(), conn.cursor() as cur:
                 cur.executemany(
-                    """INSERT INTO gold.check_history VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                    """INSERT INTO gold.check_history (storage_id, asset_key, layer, check_name, passed, severity,
+                                                       run_id, evaluated_at, metadata, partition_key)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                        ON CONFLICT (storage_id) DO NOTHING""",
                     rows,
                 )
@@ -74,7 +84,7 @@ def check_history(context: dg.AssetExecutionContext, postgres: PostgresResource)
     return dg.MaterializeResult(metadata={"new_outcomes": added, "dagster/row_count": total})
 
 
-def _row(record: dg.EventLogRecord) -> tuple:
+def _row(record: dg.EventLogRecord, partition_of_run) -> tuple:
     evaluation = record.event_log_entry.dagster_event.event_specific_data
     key = evaluation.asset_key.to_user_string()
     metadata = {name: str(value.value) for name, value in evaluation.metadata.items()}
@@ -88,6 +98,8 @@ def _row(record: dg.EventLogRecord) -> tuple:
         record.run_id,
         datetime.fromtimestamp(record.timestamp, UTC),
         Jsonb(metadata),
+        # A check returned with a partition's materialization names no partition: its run's is the one.
+        evaluation.partition or partition_of_run(record.run_id),
     )
 
 
@@ -105,33 +117,40 @@ def data_quality_dashboard(
     context: dg.AssetExecutionContext, postgres: PostgresResource
 ) -> dg.MaterializeResult:
     with postgres.connect() as conn:
+        # The latest outcome of every check, per partition for the partitioned ones.
         latest = conn.execute(
-            """SELECT DISTINCT ON (asset_key, check_name) layer, asset_key, check_name, passed, severity, evaluated_at
-               FROM gold.check_history ORDER BY asset_key, check_name, storage_id DESC"""
+            """SELECT DISTINCT ON (asset_key, check_name, partition_key)
+                      layer, asset_key, check_name, partition_key, passed, severity, storage_id, metadata
+               FROM gold.check_history ORDER BY asset_key, check_name, partition_key, storage_id DESC"""
         ).fetchall()
+        failing = conn.execute(_FAILING_SINCE).fetchall()
         daily = conn.execute(
             """SELECT date_trunc('day', evaluated_at)::date AS day, layer, avg(passed::int)::float8
                FROM gold.check_history GROUP BY 1, 2 ORDER BY 1, 2"""
         ).fetchall()
+        quarantine = _quarantine_by_source_and_reason(conn)
         mismatch = _media_count_mismatch(conn)
     by_layer: dict[str, list[bool]] = {}
-    for layer, *_rest, passed, _severity, _at in latest:
+    for layer, *_rest, passed, _severity, _id, _metadata in latest:
         by_layer.setdefault(layer, []).append(passed)
-    failing = [row for row in latest if not row[3]]
     keys = list(context.instance.get_asset_keys())
     freshness = context.instance.get_freshness_state_records(keys)
     states = {key.to_user_string(): record.freshness_state.value for key, record in freshness.items()}
 
-    markdown = (
-        "## Checks: latest outcome per check\n\n| layer | checks | passing | pass rate |\n|---|---|---|---|\n"
-    )
+    markdown = "## Failing now\n\n"
+    if failing:
+        markdown += "| check | asset | partition | severity | failing since | failed rows |\n|---|---|---|---|---|---|\n"
+        markdown += "".join(
+            f"| {check} | `{asset}` | {partition or ''} | {severity} | {since:%Y-%m-%d %H:%M} UTC | {rows or ''} |\n"
+            for asset, check, partition, severity, since, rows in failing
+        )
+    else:
+        markdown += "nothing\n"
+    markdown += "\n## Checks: latest outcome per check and partition\n\n"
+    markdown += "| layer | checks | passing | pass rate |\n|---|---|---|---|\n"
     for layer, outcomes in sorted(by_layer.items()):
         markdown += f"| {layer} | {len(outcomes)} | {sum(outcomes)} | {sum(outcomes) / len(outcomes):.1%} |\n"
-    markdown += "\n## Failing checks\n\n"
-    markdown += (
-        "".join(f"- `{a}` **{c}** ({s}, {t:%Y-%m-%d %H:%M} UTC)\n" for _, a, c, _, s, t in failing)
-        or "none\n"
-    )
+    markdown += quarantine
     markdown += "\n## Freshness\n\n| asset | state |\n|---|---|\n"
     markdown += (
         "".join(f"| {key} | {state} |\n" for key, state in sorted(states.items()))
@@ -141,7 +160,7 @@ def data_quality_dashboard(
         markdown += f"\n## Pass rate per day\n\n![pass rate per day](data:image/png;base64,{_plot(daily)})\n"
     markdown += mismatch
 
-    passed = sum(row[3] for row in latest)
+    passed = sum(row[4] for row in latest)
     return dg.MaterializeResult(
         metadata={
             "dashboard": dg.MetadataValue.md(markdown),
@@ -151,6 +170,46 @@ def data_quality_dashboard(
             "degraded_assets": sum(1 for state in states.values() if state in ("WARN", "FAIL")),
         }
     )
+
+
+# Every (check, asset, partition) whose latest outcome failed, since the first failure after its last pass, with
+# the failing rows a dbt test counted.
+_FAILING_SINCE = """
+WITH latest AS (
+    SELECT DISTINCT ON (asset_key, check_name, partition_key)
+           asset_key, check_name, partition_key, passed, severity, storage_id, metadata
+    FROM gold.check_history ORDER BY asset_key, check_name, partition_key, storage_id DESC
+)
+SELECT latest.asset_key, latest.check_name, latest.partition_key, latest.severity,
+       (SELECT min(h.evaluated_at) FROM gold.check_history h
+        WHERE h.asset_key = latest.asset_key AND h.check_name = latest.check_name
+          AND h.partition_key IS NOT DISTINCT FROM latest.partition_key
+          AND h.storage_id > coalesce((
+              SELECT max(p.storage_id) FROM gold.check_history p
+              WHERE p.asset_key = latest.asset_key AND p.check_name = latest.check_name
+                AND p.partition_key IS NOT DISTINCT FROM latest.partition_key AND p.passed), 0)),
+       latest.metadata ->> 'dagster_dbt/failed_row_count'
+FROM latest WHERE NOT latest.passed
+ORDER BY latest.severity, latest.asset_key, latest.check_name, latest.partition_key
+"""
+
+
+def _quarantine_by_source_and_reason(conn) -> str:
+    """Records bronze set aside, per source and reason (a pandas pivot), once bronze exists."""
+    if conn.execute("SELECT to_regclass('bronze.quarantine')").fetchone()[0] is None:
+        return ""
+    import pandas
+
+    counts = pandas.DataFrame(
+        conn.execute("SELECT source, reason, count(*) FROM bronze.quarantine GROUP BY 1, 2").fetchall(),
+        columns=["source", "reason", "records"],
+    )
+    if counts.empty:
+        return "\n## Quarantine by source and reason\n\nnothing set aside\n"
+    table = counts.pivot_table(
+        index="source", columns="reason", values="records", fill_value=0, aggfunc="sum"
+    )
+    return "\n## Quarantine by source and reason\n\n" + table.to_markdown() + "\n"
 
 
 def _media_count_mismatch(conn) -> str:
