@@ -91,7 +91,30 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         read = sum(part["records_read"] for part in source["partitions"].values())
         print(f"{name:16} files={len(source['files']):6} records={read}")
     print(f"manifest: {Path(args.out) / 'manifest.json'}")
+    if args.serve_api is not None:
+        return _serve_recent_search(args)
     return 0
+
+
+def _serve_recent_search(args: argparse.Namespace) -> int:
+    """Serve the drop's tweets through the local recent-search API until interrupted."""
+    import os
+    import time
+
+    from strata.generate import FaultRates
+    from strata.generate.core import Run
+    from strata.generate.recent_search import PATH, RecentSearchServer, recent_tweets
+
+    run = Run(Path(args.out), args.seed, args.scale, args.days, args.start, FaultRates())
+    tweets, users = recent_tweets(run)
+    server = RecentSearchServer(tweets, users, token=os.environ.get("STRATA_TWEETS_API_TOKEN") or None)
+    with server.running(args.serve_api) as base:
+        print(f"recent search: {base}{PATH} ({len(tweets)} tweets; Ctrl-C stops)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -169,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate_cmd.add_argument("--sources", nargs="*", help="only these sources (default: all)")
     generate_cmd.add_argument(
         "--no-mongo", action="store_true", help="do not write the operational documents to Mongo"
+    )
+    generate_cmd.add_argument(
+        "--serve-api",
+        type=int,
+        metavar="PORT",
+        help="then serve the drop's tweets through a local X API v2 recent search on this port (0: any free "
+        "one) until interrupted; a bearer token is required when STRATA_TWEETS_API_TOKEN is set",
     )
     generate_cmd.set_defaults(handler=_generate)
 

@@ -102,6 +102,48 @@ def test_generate_writes_a_deterministic_drop_and_its_manifest(tmp_path):
     assert again.returncode == 0
 
 
+def test_generate_serve_api_serves_the_drops_tweets_behind_the_token_until_interrupted(tmp_path):
+    import httpx
+
+    from tests.conftest import shell_signals
+
+    port = free_port()
+    env = isolated_env(tmp_path, dagster=False) | {"STRATA_TWEETS_API_TOKEN": "cli-token"}
+    args = [
+        "generate",
+        "--out",
+        str(tmp_path / "drop"),
+        "--days",
+        "1",
+        "--sources",
+        "video_users",
+        "--no-mongo",
+    ]
+    child = subprocess.Popen(
+        [STRATA, *args, "--serve-api", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=shell_signals,
+    )
+    try:
+        serving = next(line for line in child.stdout if line.startswith("recent search:"))
+        url = f"http://127.0.0.1:{port}/2/tweets/search/recent"
+        page = httpx.get(
+            url, params={"query": "brands"}, headers={"Authorization": "Bearer cli-token"}
+        ).json()
+        refused = httpx.get(url, params={"query": "brands"})
+    finally:
+        child.send_signal(signal.SIGINT)
+        code = child.wait(timeout=30)
+
+    assert serving.startswith(f"recent search: {url} (300 tweets;")
+    assert page["meta"]["result_count"] == 10 and page["meta"]["next_token"] == "p10"
+    assert refused.status_code == 401
+    assert code == 0
+
+
 def test_search_prints_ranked_results_in_plain_text_and_as_json(home):
     from assets.vector.search import COLLECTION
     from assets.vector.sync import Document, sync

@@ -29,7 +29,8 @@ def _twitter_time(moment: datetime) -> str:
     )
 
 
-def _status(rng: Random, status_id: int, midnight: datetime) -> dict:
+def status(rng: Random, status_id: int, midnight: datetime) -> dict:
+    """One API v1.1 status posted on the day starting at `midnight`, with its user."""
     topic = rng.choice(text.TOPIC_NAMES)
     brand = brand_name(rng.randrange(50))
     tag = brand.split()[0].lower().strip(",.&'")
@@ -84,7 +85,7 @@ def generate(run: Run) -> SourceReport:
         for f in range(per_day):
             rng = rng_for(run.seed, SOURCE, day.isoformat(), f)
             first_id = 1_850_000_000_000_000_000 + (day_index * per_day + f) * per_file
-            statuses = [_status(rng, first_id + j, midnight) for j in range(per_file)]
+            statuses = [status(rng, first_id + j, midnight) for j in range(per_file)]
             kind = broken.get(day_index * per_day + f)
             rel = f"x/tweets/date={day.isoformat()}/search-{f:04d}.json"
             write_bytes(run.out / rel, render_json_file(rng, kind, statuses, _response, STATUSES_PER_LINE))
