@@ -128,8 +128,8 @@ def cron_repeats(runs: list[dict]) -> list[dict]:
 
 
 def built_from_landed_data(keys: list[str]) -> list[str]:
-    """Of `keys`, the assets a landed drop builds in the data layers: not the observability assets (the check
-    history and dashboard follow check outcomes, the source freshness runs on its cron)."""
+    """Of `keys`, the assets a landed drop builds: not the observability assets (the check history and dashboard
+    follow check outcomes, the source freshness runs on its cron)."""
     from strata.definitions import defs
 
     graph = defs.resolve_asset_graph()
@@ -138,5 +138,4 @@ def built_from_landed_data(keys: list[str]) -> list[str]:
         for key in graph.materializable_asset_keys
         if graph.get(key).group_name == "observability"
     }
-    layers = ("bronze", "documents", "silver", "gold", "vector")
-    return [key for key in keys if key.split("/")[0] in layers and key not in observability]
+    return [key for key in keys if key not in observability]

@@ -26,6 +26,19 @@ def webhook(monkeypatch) -> Iterator[list[tuple[str, bytes]]]:
         yield received
 
 
+def status_context(
+    sensor_name: str, instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult, event: dg.DagsterEvent
+) -> dg.RunStatusSensorContext:
+    """What a run-status sensor is handed for `event` of the run that made `result`."""
+    return dg.build_run_status_sensor_context(
+        resources=ALERTS,
+        sensor_name=sensor_name,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=event,
+    )
+
+
 @dg.asset(check_specs=[dg.AssetCheckSpec("rows_positive", asset="orders")])
 def orders() -> dg.MaterializeResult:
     return dg.MaterializeResult(
@@ -64,17 +77,8 @@ def test_a_run_that_refreshes_gold_posts_one_notice_with_each_marts_rows_and_the
     def run_and_notice(assets, rows: dict[str, int] | None = None) -> str:
         config = {"ops": {f"gold__{name}": {"config": {"rows": n}} for name, n in (rows or {}).items()}}
         result = dg.materialize(assets, instance=instance, run_config=config)
-        gold_refresh_notice(
-            dg.build_run_status_sensor_context(
-                resources=ALERTS,
-                sensor_name="gold_refresh_notice",
-                dagster_instance=instance,
-                dagster_run=result.dagster_run,
-                dagster_event=next(
-                    e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_SUCCESS
-                ),
-            )
-        )
+        success = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_SUCCESS)
+        gold_refresh_notice(status_context("gold_refresh_notice", instance, result, success))
         return result.run_id
 
     first = run_and_notice([daily_sales, weekly_sales], {"daily_sales": 120, "weekly_sales": 18})
@@ -151,13 +155,7 @@ def test_a_failed_run_posts_an_alert_with_the_error(webhook):
     result = dg.materialize([broken], instance=instance, raise_on_error=False)
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
 
-    context = dg.build_run_status_sensor_context(
-        resources=ALERTS,
-        sensor_name="run_failure_alert",
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        dagster_event=failure,
-    ).for_run_failure()
+    context = status_context("run_failure_alert", instance, result, failure).for_run_failure()
     run_failure_alert(context)
 
     alerts = [json.loads(body) for _, body in webhook]
@@ -175,13 +173,7 @@ def test_a_run_reported_failed_twice_posts_one_alert_on_its_first_failure(webhoo
 
     for failure in failures:
         run_failure_alert(
-            dg.build_run_status_sensor_context(
-                resources=ALERTS,
-                sensor_name="run_failure_alert",
-                dagster_instance=instance,
-                dagster_run=result.dagster_run,
-                dagster_event=failure.dagster_event,
-            ).for_run_failure()
+            status_context("run_failure_alert", instance, result, failure.dagster_event).for_run_failure()
         )
 
     alerts = [json.loads(body)["text"] for _, body in webhook]

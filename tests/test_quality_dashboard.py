@@ -29,7 +29,9 @@ def test_check_outcomes_are_recorded_once_and_the_dashboard_summarizes_them(ware
     instance = dg.DagsterInstance.ephemeral()
     dg.materialize([orders, customers], instance=instance)
     with warehouse.connect(autocommit=True) as conn:
-        conn.execute("CREATE SCHEMA IF NOT EXISTS gold")
+        # The module's warehouse is shared: start from no history, whichever test ran before.
+        conn.execute("DROP SCHEMA IF EXISTS gold CASCADE; DROP SCHEMA IF EXISTS bronze CASCADE")
+        conn.execute("CREATE SCHEMA gold")
         conn.execute(
             """CREATE TABLE gold.post_media_quality AS
                SELECT * FROM (VALUES (date '2026-11-01', 'x', 0.05::float8), (date '2026-11-02', 'x', 0.125),

@@ -26,9 +26,9 @@ def sample(tmp_path_factory) -> tuple[list[dict], dict[str, dict]]:
     return recent_tweets(run)
 
 
-def get(base: str, token: str | None = TOKEN, **params) -> httpx.Response:
+def get(base: str, token: str | None = TOKEN, timeout: float = 10, **params) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.get(base + PATH, params={"query": "brands", **params}, headers=headers, timeout=10)
+    return httpx.get(base + PATH, params={"query": "brands", **params}, headers=headers, timeout=timeout)
 
 
 def test_a_day_pages_newest_first_to_its_end_and_since_id_keeps_only_newer_tweets(sample):
@@ -62,19 +62,17 @@ def test_a_day_pages_newest_first_to_its_end_and_since_id_keeps_only_newer_tweet
 
 def test_scripted_faults_answer_in_order_then_the_page(sample):
     tweets, users = sample
-    faults = [Fault(429, reset_in_s=2), Fault(503), Fault(delay_s=0.3), Fault(malformed=True)]
+    faults = [Fault(429, reset_in_s=2), Fault(503), Fault(delay_s=1), Fault(malformed=True)]
     server = RecentSearchServer(tweets, users, token=TOKEN, faults=faults)
     with server.running() as base:
-        limited, failed, slow, cut, whole = (get(base, max_results=100) for _ in range(5))
+        limited, failed = get(base, max_results=100), get(base, max_results=100)
+        # The slow answer outlasts a client that gives up after a fifth of a second.
+        with pytest.raises(httpx.ReadTimeout):
+            get(base, timeout=0.2, max_results=100)
+        cut, whole = get(base, max_results=100), get(base, max_results=100)
 
-    assert (limited.status_code, failed.status_code, slow.status_code, cut.status_code) == (
-        429,
-        503,
-        200,
-        200,
-    )
+    assert (limited.status_code, failed.status_code, cut.status_code) == (429, 503, 200)
     assert int(limited.headers["x-rate-limit-reset"]) > 0
-    assert slow.elapsed.total_seconds() >= 0.3 and slow.json() == whole.json()
     with pytest.raises(orjson.JSONDecodeError):
         orjson.loads(cut.content)
     assert whole.json()["meta"]["result_count"] == 100

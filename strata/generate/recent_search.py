@@ -111,13 +111,13 @@ class RecentSearchServer:
             return 401, {}, _error("Unauthorized", "a valid bearer token is required")
         with self._lock:
             fault = self.faults.popleft() if self.faults else Fault()
-        time.sleep(fault.delay_s)
         try:
             page = self._page(params)
         except ValueError as exc:
             self.requests.append((params, 400))
             return 400, {}, _error("Invalid Request", str(exc))
         self.requests.append((params, fault.status))
+        time.sleep(fault.delay_s)
         if fault.status == 429:
             reset = int(datetime.now(UTC).timestamp()) + fault.reset_in_s
             return 429, {"x-rate-limit-reset": str(reset)}, _error("Too Many Requests", "rate limit exceeded")
