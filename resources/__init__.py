@@ -6,6 +6,7 @@ from resources.landing import LandingZoneResource
 from resources.mongo import MongoResource
 from resources.postgres import PostgresResource
 from resources.qdrant import QdrantResource
+from resources.x_api import RecentSearchResource
 
 __all__ = [
     "AlertWebhookResource",
@@ -14,4 +15,5 @@ __all__ = [
     "MongoResource",
     "PostgresResource",
     "QdrantResource",
+    "RecentSearchResource",
 ]

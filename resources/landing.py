@@ -60,13 +60,22 @@ class LandingZoneResource(dg.ConfigurableResource):
         return f"{'error' if errored else 'archive'}/{relative}"
 
     def write(self, relative: str, data: bytes) -> Path:
-        """Write a file within the root whole or not at all: under a hidden name (which scans skip), then
-        renamed into place."""
+        """Write a file within the root whole or not at all, and durably: under a hidden name (which scans
+        skip), flushed to disk, then renamed into place and the rename flushed too. Once this returns, a crash
+        of the process or the machine keeps the file."""
         target = self.resolve(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        temporary.write_bytes(data)
+        with temporary.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temporary, target)
+        folder = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
         return target
 
     def move(self, source: str, target: str) -> None:

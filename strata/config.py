@@ -34,6 +34,10 @@ class Settings:
     freshness_warn_hours: float
     freshness_fail_hours: float
     retry_delay_scale: float
+    # The recent-search extraction (landing/x_recent_search): its schedule's cron, and how many days back
+    # `strata demo` searches.
+    tweets_api_cron: str
+    tweets_api_days: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -65,6 +69,8 @@ class Settings:
             freshness_warn_hours=parsed("STRATA_FRESHNESS_WARN_HOURS", "4", float, "a number of hours"),
             freshness_fail_hours=parsed("STRATA_FRESHNESS_FAIL_HOURS", "24", float, "a number of hours"),
             retry_delay_scale=parsed("STRATA_RETRY_DELAY_SCALE", "1", float, "a number"),
+            tweets_api_cron=env.get("STRATA_TWEETS_API_CRON") or "*/15 * * * *",
+            tweets_api_days=parsed("STRATA_TWEETS_API_DAYS", "7", int, "a number of days"),
         )
 
     @property

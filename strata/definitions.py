@@ -7,7 +7,7 @@ export the concrete values, so nothing here looks at the environment while the c
 
 import dagster as dg
 
-from assets import automation, bronze, observability, transform, vector
+from assets import automation, bronze, landing, observability, transform, vector
 from assets.observability import with_default_freshness
 from assets.transform import dbt_resource
 from resources import (
@@ -17,6 +17,7 @@ from resources import (
     MongoResource,
     PostgresResource,
     QdrantResource,
+    RecentSearchResource,
 )
 
 
@@ -31,11 +32,13 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "landing": LandingZoneResource(root=dg.EnvVar("STRATA_LANDING_DIR")),
         "dbt": dbt_resource(pii_salt=dg.EnvVar("STRATA_PII_SALT")),
         "alerts": AlertWebhookResource(),
+        "tweets_api": RecentSearchResource(),
     }
 
 
 defs = with_default_freshness(
     dg.Definitions.merge(
+        landing.defs,
         bronze.defs,
         transform.defs,
         vector.defs,

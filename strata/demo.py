@@ -10,6 +10,7 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
@@ -81,14 +82,15 @@ def run_demo(settings: Settings) -> int:
     blocked: set[dg.AssetKey] = set()
     with RunSession(instance, say=lambda line: print(line, flush=True)) as session:
         session.recover()
-        for planned in plan(defs):
+
+        def execute(planned: Run) -> None:
             run = replace(planned, keys=tuple(key for key in planned.keys if key not in blocked))
             left_out = [key.to_user_string() for key in planned.keys if key in blocked]
             if left_out:
                 print(f"… skipped {', '.join(left_out)}: built on a failed blocking check or a failed run")
                 report.skipped += left_out
             if not run.keys:
-                continue
+                return
             print(f"… {run.label}", flush=True)
             session.wait_for_pools(_pools(defs, run))
             [(_, result)] = materialize_runs(
@@ -100,7 +102,13 @@ def run_demo(settings: Settings) -> int:
                 execute=session.execute,
                 raise_on_error=False,
             )
-            blocked |= downstream_of(asset_graph, report.record(run, result, blocking))
+            blocked.update(downstream_of(asset_graph, report.record(run, result, blocking)))
+
+        # Extractions land first: the plan is made from what has landed.
+        for run in extraction_runs(settings, datetime.now(UTC).date()):
+            execute(run)
+        for run in plan(defs):
+            execute(run)
         print(f"\ndone in {time.monotonic() - started:.0f} s")
         _print_summary(report, defs, instance)
     return 0 if report.ok else 1
@@ -116,9 +124,25 @@ def _pools(defs: dg.Definitions, run: Run) -> set[str]:
     }
 
 
+def extraction_runs(settings: Settings, today: date) -> list[Run]:
+    """The recent-search extraction of the last `tweets_api_days` days, a run per day, when an endpoint is
+    configured; none, saying so, when not."""
+    from assets.landing.x_recent_search import KEY
+    from resources import RecentSearchResource
+
+    variable = RecentSearchResource().url_env
+    if not os.environ.get(variable):
+        print(f"… not searching tweets ({KEY.to_user_string()}): {variable} is not set")
+        return []
+    first = max(today - timedelta(days=settings.tweets_api_days - 1), settings.partitions_start)
+    days = [first + timedelta(days=n) for n in range((today - first).days + 1)]
+    return [Run((KEY,), (day.isoformat(), day.isoformat())) for day in days]
+
+
 def plan(defs: dg.Definitions) -> list[Run]:
-    """Every asset once, in the graph's build order: bronze over the partitions that have files (one run per
-    range), the partitioned models over every partition of the days with data, the data-quality assets last."""
+    """Every asset built from the landing zone once, in the graph's build order: bronze over the partitions that
+    have files (one run per range), the partitioned models over every partition of the days with data, the
+    data-quality assets last."""
     from assets.automation.plan import plan_runs
     from assets.bronze import ledger
     from assets.bronze.discover import data_partitions
@@ -135,7 +159,8 @@ def plan(defs: dg.Definitions) -> list[Run]:
         for key in asset_graph.materializable_asset_keys
         if asset_graph.get(key).group_name == QUALITY_GROUP
     ]
-    return plan_runs(asset_graph, data, last=quality)
+    built = {key for key in asset_graph.materializable_asset_keys if key.path[0] != "landing"}
+    return plan_runs(asset_graph, data, built, last=quality)
 
 
 def _print_summary(report: DemoReport, defs: dg.Definitions, instance: dg.DagsterInstance) -> None:

@@ -75,6 +75,7 @@ def test_the_code_location_takes_partitions_freshness_and_retries_from_the_setti
             "partitions_start": gold.partitions_def.get_first_partition_key().split("|")[0],
             "windows": sorted({(k, tuple(w)) for k, w in windows.items()}),
             "index_retry_delay": index.op.retry_policy.delay,
+            "tweets_api_cron": defs.get_schedule_def("x_recent_search_schedule").cron_schedule,
         }))
         """
     )
@@ -83,6 +84,7 @@ def test_the_code_location_takes_partitions_freshness_and_retries_from_the_setti
         "STRATA_FRESHNESS_WARN_HOURS": "2",
         "STRATA_FRESHNESS_FAIL_HOURS": "6",
         "STRATA_RETRY_DELAY_SCALE": "0.5",
+        "STRATA_TWEETS_API_CRON": "*/5 * * * *",
     }
     out = subprocess.run(
         [sys.executable, "-c", probe],
@@ -97,12 +99,20 @@ def test_the_code_location_takes_partitions_freshness_and_retries_from_the_setti
     windows = {key: tuple(window) for key, window in found.pop("windows")}
     assert found == {
         "partitions_start": "2026-10-15",
-        "index_retry_delay": 2.5,
-    }  # content_index's first delay: 5 s
+        "index_retry_delay": 2.5,  # content_index's first delay: 5 s
+        "tweets_api_cron": "*/5 * * * *",
+    }
     # Every asset of every layer has a freshness policy: the configured default, or its own for the data that
     # comes once a day (a source's entry, a dbt model's meta.dagster.freshness).
     daily = {"bronze/social_accounts", "bronze/dmap_ad_spend", "silver/accounts", "silver/ad_spend"}
     assert {key: window for key, window in windows.items() if window != (2, 6)} == dict.fromkeys(
         daily, (26, 50)
     )
-    assert {key.split("/")[0] for key in windows} == {"bronze", "documents", "silver", "gold", "vector"}
+    assert {key.split("/")[0] for key in windows} == {
+        "landing",
+        "bronze",
+        "documents",
+        "silver",
+        "gold",
+        "vector",
+    }

@@ -76,4 +76,4 @@ def test_scripted_faults_answer_in_order_then_the_page(sample):
     with pytest.raises(orjson.JSONDecodeError):
         orjson.loads(cut.content)
     assert whole.json()["meta"]["result_count"] == 100
-    assert [status for _, status in server.requests] == [429, 503, 200, 200, 200]
+    assert [request.status for request in server.requests] == [429, 503, 200, 200, 200]

@@ -67,12 +67,31 @@ CREATE TABLE IF NOT EXISTS ledger.documents (
     copied_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS documents_source_partition_idx ON ledger.documents (source, partition_key);
+-- How far an extraction has read: a source's one watermark (partition_key ''), or one cursor per partition (an API
+-- searched day by day: the window's end covered and the newest id landed).
 CREATE TABLE IF NOT EXISTS ledger.watermarks (
-    source text PRIMARY KEY,
+    source text NOT NULL,
+    partition_key text NOT NULL DEFAULT '',
     watermark timestamptz NOT NULL,
+    since_id text,
     updated_at timestamptz NOT NULL DEFAULT now(),
-    run_id text
+    run_id text,
+    PRIMARY KEY (source, partition_key)
 );
+-- A ledger made before per-partition cursors.
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT FROM information_schema.columns
+        WHERE table_schema = 'ledger' AND table_name = 'watermarks' AND column_name = 'partition_key'
+    ) THEN
+        ALTER TABLE ledger.watermarks
+            ADD COLUMN partition_key text NOT NULL DEFAULT '',
+            ADD COLUMN since_id text,
+            DROP CONSTRAINT watermarks_pkey,
+            ADD PRIMARY KEY (source, partition_key);
+    END IF;
+END $$;
 """
 
 # Loads that count as the current content of their path.
@@ -375,14 +394,40 @@ def start_extract(conn: psycopg.Connection, *, source: str, path: str, run_id: s
 
 
 def watermark(conn: psycopg.Connection, source: str) -> datetime | None:
-    row = conn.execute("SELECT watermark FROM ledger.watermarks WHERE source = %s", (source,)).fetchone()
-    return row[0] if row else None
+    cursor = partition_cursor(conn, source, "")
+    return cursor.watermark if cursor else None
 
 
 def set_watermark(conn: psycopg.Connection, source: str, value: datetime, run_id: str) -> None:
+    advance_cursor(conn, source, "", Cursor(value), run_id)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    watermark: datetime
+    since_id: str | None = None
+
+
+def partition_cursor(conn: psycopg.Connection, source: str, partition_key: str) -> Cursor | None:
+    row = conn.execute(
+        "SELECT watermark, since_id FROM ledger.watermarks WHERE source = %s AND partition_key = %s",
+        (source, partition_key),
+    ).fetchone()
+    return Cursor(*row) if row else None
+
+
+def advance_cursor(
+    conn: psycopg.Connection, source: str, partition_key: str, cursor: Cursor, run_id: str
+) -> None:
+    """Move a cursor forward, never back (ids compare as numbers: they outgrow any fixed width of text)."""
     conn.execute(
-        """INSERT INTO ledger.watermarks (source, watermark, run_id) VALUES (%s, %s, %s)
-           ON CONFLICT (source) DO UPDATE SET watermark = greatest(ledger.watermarks.watermark, EXCLUDED.watermark),
+        """INSERT INTO ledger.watermarks (source, partition_key, watermark, since_id, run_id)
+           VALUES (%s, %s, %s, %s, %s)
+           ON CONFLICT (source, partition_key) DO UPDATE SET
+               watermark = greatest(ledger.watermarks.watermark, EXCLUDED.watermark),
+               since_id = CASE WHEN ledger.watermarks.since_id IS NULL
+                   OR EXCLUDED.since_id::numeric > ledger.watermarks.since_id::numeric
+                   THEN EXCLUDED.since_id ELSE ledger.watermarks.since_id END,
                updated_at = now(), run_id = EXCLUDED.run_id""",
-        (source, value, run_id),
+        (source, partition_key, cursor.watermark, cursor.since_id, run_id),
     )

@@ -11,7 +11,7 @@ import csv
 import io
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -172,8 +172,13 @@ def _json_line(number: int, line: bytes) -> Record:
     return Record(number, line, obj)
 
 
-def json_document_records(path: Path, record_path: str) -> tuple[Iterator[Record], list[str]]:
-    """Records of a whole-JSON file and the repairs it needed. Raises `FileError` when no repair applies."""
+def json_document_records(
+    path: Path, record_path: str, pages: Callable[[dict, list], list] | None = None
+) -> tuple[Iterator[Record], list[str]]:
+    """Records of a whole-JSON file and the repairs it needed. Raises `FileError` when no repair applies.
+
+    With `pages`, each document is an API page: its records are those under `record_path` (none when the page has
+    no such key), passed with the page to `pages`, which returns them as stored."""
     size = path.stat().st_size
     if size > MAX_JSON_DOCUMENT_BYTES:
         raise FileError(
@@ -192,7 +197,13 @@ def json_document_records(path: Path, record_path: str) -> tuple[Iterator[Record
     def records() -> Iterator[Record]:
         number = 0
         for document in documents:
-            for item in _records_of(document, record_path):
+            if pages is None:
+                items = _records_of(document, record_path)
+            elif isinstance(document, dict):
+                items = pages(document, _as_list(document.get(record_path, [])))
+            else:
+                items = [document]
+            for item in items:
                 number += 1
                 if not isinstance(item, dict):
                     raw = orjson.dumps(item)

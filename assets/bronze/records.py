@@ -33,7 +33,8 @@ def read_records(source: Source, path: Path, details: dict) -> Iterator[Record]:
     if source.format == "jsonl":
         return jsonl_records(path)
     if source.format == "json":
-        records, repairs = json_document_records(path, source.record_path)
+        pages = source.embedded.embed if source.embedded else None
+        records, repairs = json_document_records(path, source.record_path, pages)
         if repairs:
             details["repairs"] = repairs
         return records

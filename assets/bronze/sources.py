@@ -43,6 +43,32 @@ class EventDumps:
 
 
 @dataclass(frozen=True)
+class Embedded:
+    """Objects an API page carries once beside its records (X API v2's `includes.users`): each record gets the
+    object it references embedded under `embed_as`, so a bronze row stands on its own. On such pages a page
+    without `record_path` (an empty result) holds no records."""
+
+    includes: tuple[str, ...]  # the path to the list of objects in the page
+    key: str  # the objects' identifier
+    reference: str  # the record's field naming one
+    embed_as: str
+
+    def embed(self, page: dict, records: list) -> list:
+        objects = page
+        for step in self.includes:
+            objects = objects.get(step) if isinstance(objects, dict) else None
+        by_key = (
+            {o.get(self.key): o for o in objects if isinstance(o, dict)} if isinstance(objects, list) else {}
+        )
+        return [
+            {**r, self.embed_as: by_key[r[self.reference]]}
+            if isinstance(r, dict) and r.get(self.reference) in by_key
+            else r
+            for r in records
+        ]
+
+
+@dataclass(frozen=True)
 class Source:
     name: str
     domain: str
@@ -61,6 +87,8 @@ class Source:
     freshness_hours: tuple[float, float] | None = None
     # A stream's dumps, split into the daily files of `patterns` by the event time of their records.
     dumps: EventDumps | None = None
+    # API pages (JSON documents, records under `record_path`): the objects they include once, embedded per record.
+    embedded: Embedded | None = None
 
     @property
     def asset_key(self) -> dg.AssetKey:
@@ -224,6 +252,23 @@ SOURCES: tuple[Source, ...] = (
         natural_key=("tweet_id",),
         fields=(Field("tweet_id", "text", ("id_str",)), Field("created_at", "timestamptz")),
         mirror_to_mongo=True,
+    ),
+    Source(
+        name="x_recent_search",
+        domain="brand_listening",
+        description="Brand-listening tweets pulled from the X API v2 recent search by landing/x_recent_search: one "
+        "page a file as returned (tweets under `data`), each tweet stored with its author from `includes.users`.",
+        patterns=("x/recent_search/date={date}/*.json",),
+        format="json",
+        partitioning="daily",
+        record_path="data",
+        natural_key=("tweet_id",),
+        fields=(
+            Field("tweet_id", "text", ("id",)),
+            Field("created_at", "timestamptz"),
+            Field("author_id", "text"),
+        ),
+        embedded=Embedded(includes=("includes", "users"), key="id", reference="author_id", embed_as="author"),
     ),
     Source(
         name="ambassadors",

@@ -50,3 +50,22 @@
         end
     )
 {%- endmacro %}
+
+{#-
+  The hashtags of a tweet's `entities.hashtags` as text[]: each entry's `field` (`text` in API v1.1, `tag` in
+  v2). Anything but an array of objects holds none.
+-#}
+{% macro hashtag_texts(raw, field) -%}
+    array(
+        select entry ->> '{{ field }}'
+        from
+            jsonb_array_elements(
+                case
+                    when jsonb_typeof({{ raw }} #> '{entities,hashtags}') = 'array'
+                        then {{ raw }} #> '{entities,hashtags}'
+                    else '[]'::jsonb
+                end
+            ) as tag (entry)
+        where jsonb_typeof(entry) = 'object'
+    )
+{%- endmacro %}

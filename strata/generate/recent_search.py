@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -78,6 +79,12 @@ class Fault:
     malformed: bool = False  # the page's body cut in half
 
 
+class Request(NamedTuple):
+    params: dict[str, str]
+    status: int
+    at: float  # epoch seconds when it arrived
+
+
 class RecentSearchServer:
     def __init__(
         self,
@@ -89,7 +96,9 @@ class RecentSearchServer:
     ) -> None:
         self.tweets, self.users, self.token = tweets, users, token
         self.faults = deque(faults)
-        self.requests: list[tuple[dict[str, str], int]] = []  # (parameters, status) of each search request
+        self.requests: list[
+            Request
+        ] = []  # each search request, recorded as it arrives (before a slow answer)
         self._lock = threading.Lock()
 
     @contextmanager
@@ -109,14 +118,15 @@ class RecentSearchServer:
             return 404, {}, _error("Not Found", f"no endpoint {path}")
         if self.token and authorization != f"Bearer {self.token}":
             return 401, {}, _error("Unauthorized", "a valid bearer token is required")
+        arrived = time.time()
         with self._lock:
             fault = self.faults.popleft() if self.faults else Fault()
         try:
             page = self._page(params)
         except ValueError as exc:
-            self.requests.append((params, 400))
+            self.requests.append(Request(params, 400, arrived))
             return 400, {}, _error("Invalid Request", str(exc))
-        self.requests.append((params, fault.status))
+        self.requests.append(Request(params, fault.status, arrived))
         time.sleep(fault.delay_s)
         if fault.status == 429:
             reset = int(datetime.now(UTC).timestamp()) + fault.reset_in_s
