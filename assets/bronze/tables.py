@@ -3,6 +3,8 @@ one quarantine table for every source."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import dagster as dg
 import psycopg
 from psycopg import sql
@@ -79,6 +81,18 @@ def ensure_quarantine(conn: psycopg.Connection) -> None:
     with serialized_ddl(conn, BRONZE_DDL_LOCK):
         conn.execute("CREATE SCHEMA IF NOT EXISTS bronze")
         conn.execute(_QUARANTINE_DDL)
+
+
+def ensure_never_loaded(conn: psycopg.Connection, sources: Iterable[Source]) -> None:
+    """Create the tables of sources that have never loaded anything: a source that has sent no file yet (an API
+    with no endpoint configured, a feed not started) is an empty table to silver, never a missing relation."""
+    by_name = {source.name: source for source in sources}
+    missing = conn.execute(
+        "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(format('%%I.%%I', %s::text, name)) IS NULL",
+        (list(by_name), SCHEMA),
+    ).fetchall()
+    for (name,) in missing:
+        ensure_tables(conn, by_name[name])
 
 
 def ensure_tables(conn: psycopg.Connection, source: Source) -> None:

@@ -174,13 +174,14 @@ def x_recent_search(
                 name=f"{started:%Y%m%dT%H%M%S%fZ}-{context.run_id[:8]}",
                 now=started,
             )
-        ledger.advance_cursor(
-            conn,
-            SOURCE.name,
-            day,
-            ledger.Cursor(extraction.window[1], extraction.newest_id or extraction.since_id),
-            context.run_id,
-        )
+        if extraction.pages:  # a day not begun yet was not searched
+            ledger.advance_cursor(
+                conn,
+                SOURCE.name,
+                day,
+                ledger.Cursor(extraction.window[1], extraction.newest_id or extraction.since_id),
+                context.run_id,
+            )
     elapsed = time.perf_counter() - clock
     context.log.info(
         f"{day}: {extraction.tweets} tweets in {len(extraction.pages)} pages "

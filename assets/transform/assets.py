@@ -24,6 +24,8 @@ from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 from packaging import version
 from psycopg import sql
 
+from assets.bronze.sources import SOURCES
+from assets.bronze.tables import ensure_never_loaded
 from assets.partitions import PARTITIONINGS, PARTITIONS_DEFS, Partitioning, window
 from assets.transform.env import dbt_env
 from assets.transform.project import dbt_project, publish_partial_parse, reuse_partial_parse
@@ -118,6 +120,8 @@ def _build(
         variables = window_vars(context)
         context.log.info(f"dbt partition window: {variables}")
         environment |= window_env(variables)
+    with postgres.connect(autocommit=True) as conn:
+        ensure_never_loaded(conn, SOURCES)
     target = (
         project.project_dir
         / project.target_path

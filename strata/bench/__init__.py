@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from strata.bench.core import BENCH_DATABASE, BenchContext, ScenarioResult, machine, render
+from strata.bench.scenarios.api_extraction import api_extraction
 from strata.bench.scenarios.bronze import bronze_load, bronze_memory
 from strata.bench.scenarios.code_location import code_location_load
 from strata.bench.scenarios.first_refresh import first_refresh
@@ -40,6 +41,7 @@ SCENARIOS: dict[str, Callable[[BenchContext], ScenarioResult]] = {
     "landing_backlog": landing_backlog,
     "run_recovery": run_recovery,
     "first_refresh": first_refresh,
+    "api_extraction": api_extraction,
 }
 
 

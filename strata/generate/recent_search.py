@@ -95,6 +95,8 @@ class RecentSearchServer:
         faults: Iterable[Fault] = (),
     ) -> None:
         self.tweets, self.users, self.token = tweets, users, token
+        # Each tweet's id and time, read once: every request filters all of them.
+        self._keys = [(int(tweet["id"]), _instant(tweet["created_at"], None)) for tweet in tweets]
         self.faults = deque(faults)
         self.requests: list[
             Request
@@ -151,8 +153,8 @@ class RecentSearchServer:
         offset = int(token[1:])
         matching = [
             tweet
-            for tweet in self.tweets
-            if int(tweet["id"]) > since and start <= _instant(tweet["created_at"], start) < end
+            for tweet, (tweet_id, created) in zip(self.tweets, self._keys, strict=True)
+            if tweet_id > since and start <= created < end
         ]
         page = matching[offset : offset + size]
         meta: dict = {"result_count": len(page)}
@@ -165,7 +167,7 @@ class RecentSearchServer:
         return {"data": page, "includes": {"users": [self.users[a] for a in authors]}, "meta": meta}
 
 
-def _instant(value: str | None, default: datetime) -> datetime:
+def _instant(value: str | None, default: datetime | None) -> datetime:
     if not value:
         return default
     try:
