@@ -11,6 +11,9 @@ import dagster as dg
 from strata.config import Settings
 
 OWNER = "team:data-platform"
+# Tags an asset whose data may never come (a source pulled only where its endpoint is configured): what is built
+# from it refreshes on its other upstreams' data instead of waiting for its first.
+MAY_STAY_EMPTY = "strata/may_stay_empty"
 RETRIES = 3
 
 # Dagster's daemons evaluate sensors in loops. A sensor whose minimum interval equals the loop's length skips

@@ -2,8 +2,10 @@
 the next wave of refresh runs. The graph is small and generic on purpose (the sensor reads any graph):
 
     dim (unpartitioned) ─┬──────────────────────┐
-    events[day] ─────────┴─ daily[day] ─┬─ summary (unpartitioned)
-                                        └─ rollup[day]
+    events[day] ─────────┼─ daily[day] ─┬─ summary (unpartitioned)
+    pulled[day] ─────────┘              └─ rollup[day]
+
+`pulled` may stay empty for good (a source pulled only where its endpoint is configured).
 """
 
 import threading
@@ -13,6 +15,7 @@ import pytest
 
 from assets.automation.conditions import refresh_condition
 from assets.automation.reconcile import EventLog, find_stale, plan_refresh, reconciliation_sensor
+from assets.conventions import MAY_STAY_EMPTY
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-05")
 DAILY_GATE = threading.Event()
@@ -27,8 +30,12 @@ def events() -> None: ...
 def dim() -> None: ...
 
 
+@dg.asset(partitions_def=DAYS, tags={MAY_STAY_EMPTY: "true"})
+def pulled() -> None: ...
+
+
 @dg.asset(
-    deps=[events, dim],
+    deps=[events, dim, pulled],
     partitions_def=DAYS,
     automation_condition=refresh_condition(partitioned=True),
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -52,7 +59,7 @@ def summary() -> None: ...
 def rollup() -> None: ...
 
 
-DEFS = dg.Definitions(assets=[events, dim, daily, summary, rollup])
+DEFS = dg.Definitions(assets=[events, dim, pulled, daily, summary, rollup])
 GRAPH = DEFS.resolve_asset_graph()
 DAILY, SUMMARY, ROLLUP = dg.AssetKey("daily"), dg.AssetKey("summary"), dg.AssetKey("rollup")
 
@@ -218,3 +225,18 @@ def test_an_unpartitioned_model_waits_for_data_in_every_upstream_then_refreshes_
     # daily has one partition of four: eager() would wait for the missing days forever.
     assert waiting == set()
     assert refreshed == {"summary"}
+
+
+def test_a_model_does_not_wait_for_an_upstream_that_may_stay_empty_and_follows_it_once_it_delivers(instance):
+    run(instance, [dim])
+    run(instance, [events], "2026-01-02")
+    without_pulled = stale(instance)
+    run(instance, [daily], "2026-01-02")
+    run(instance, [pulled], "2026-01-03")
+
+    assert without_pulled == {"daily": {"2026-01-02"}, "rollup": {"2026-01-02"}, "summary": {None}}
+    assert stale(instance) == {
+        "daily": {"2026-01-03"},
+        "rollup": {"2026-01-02", "2026-01-03"},
+        "summary": {None},
+    }

@@ -9,7 +9,8 @@ produced it started, from another run (a chain refreshed in one run is current).
 - a partitioned asset: each partition against the same partition of parents with its partitions definition,
   and every materialized partition against unpartitioned parents (a changed dimension);
 - an unpartitioned asset: against every materialization of every parent.
-An asset with an upstream that has no data at all waits: there is nothing to build it from.
+An asset with an upstream that has no data at all waits: there is nothing to build it from (unless that
+upstream may stay empty for good, a source pulled only where it is configured).
 
 It refreshes in waves, in dependency order. An asset waits while anything upstream of it is stale or in a run
 in progress, including the tables its checks read. So a backlog is refreshed in a few batched runs (one per
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from assets.automation.graph import Wave, is_automated, join_wave, upstream_of
-from assets.conventions import EVERY_DAEMON_LOOP_SECONDS
+from assets.conventions import EVERY_DAEMON_LOOP_SECONDS, MAY_STAY_EMPTY
 
 # A tick evaluates in full at least this often, whatever its cursor says.
 FULL_EVALUATION_SECONDS = 300
@@ -139,7 +140,10 @@ def find_stale(asset_graph, events: EventLog) -> dict[dg.AssetKey, Stale]:
             for parent_key in node.parent_keys
             if asset_graph.get(parent_key).is_materializable
         }
-        if any(not theirs and parent_key not in stale for parent_key, theirs in parents.items()):
+        if any(
+            not theirs and parent_key not in stale and MAY_STAY_EMPTY not in asset_graph.get(parent_key).tags
+            for parent_key, theirs in parents.items()
+        ):
             continue  # nothing to build from yet: an upstream has no data and none is coming
         mine = events.latest(key, node.is_partitioned)
         run_starts = events.run_started(m.run_id for m in mine.values())

@@ -14,7 +14,7 @@ from assets.bronze.mongo_extract import MONGO_SOURCES, build_mongo_asset
 from assets.bronze.partition_load import FileOutcome, load_partition
 from assets.bronze.sources import SOURCES, Source
 from assets.bronze.tables import SCHEMA, column_schema, ensure_tables, table
-from assets.conventions import OWNER, freshness_policy, retry_policy
+from assets.conventions import MAY_STAY_EMPTY, OWNER, freshness_policy, retry_policy
 from assets.partitions import Key
 from resources import LandingZoneResource, PostgresResource
 
@@ -38,6 +38,8 @@ def build_bronze_asset(source: Source) -> dg.AssetsDefinition:
         partitions_def=source.partitions_def,
         # A backlog of many partitions loads in one run over their range, each partition in its own transaction.
         backfill_policy=dg.BackfillPolicy.single_run() if source.partitions_def else None,
+        deps=[dg.AssetKey.from_user_string(source.pulled_by)] if source.pulled_by else None,
+        tags={MAY_STAY_EMPTY: "true"} if source.pulled_by else None,
         check_specs=checks.check_specs(source),
         retry_policy=retry_policy(2),
         freshness_policy=freshness_policy(*source.freshness_hours) if source.freshness_hours else None,

@@ -89,6 +89,9 @@ class Source:
     dumps: EventDumps | None = None
     # API pages (JSON documents, records under `record_path`): the objects they include once, embedded per record.
     embedded: Embedded | None = None
+    # The extraction asset that lands this source's files (`landing/...`), None for files senders drop. A pulled
+    # source delivers only where its extraction is configured: what is built from it does not wait for its data.
+    pulled_by: str | None = None
 
     @property
     def asset_key(self) -> dg.AssetKey:
@@ -269,6 +272,7 @@ SOURCES: tuple[Source, ...] = (
             Field("author_id", "text"),
         ),
         embedded=Embedded(includes=("includes", "users"), key="id", reference="author_id", embed_as="author"),
+        pulled_by="landing/x_recent_search",
     ),
     Source(
         name="ambassadors",

@@ -192,7 +192,10 @@ def _handler(api: RecentSearchServer) -> type[BaseHTTPRequestHandler]:
             for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client gave up waiting (a slow answer past its timeout)
 
         def log_message(self, *args) -> None:  # requests are in `api.requests`, not on stderr
             return
