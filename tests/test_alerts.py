@@ -55,7 +55,7 @@ def broken() -> None:
     raise RuntimeError("upstream API returned 503")
 
 
-# Marts report their table's row count as every dbt gold model does (assets.transform.assets.with_row_count).
+# Marts report their table's row count as every dbt gold model does (assets.transform.assets.with_table_metadata).
 @dg.asset(key=["gold", "daily_sales"], config_schema={"rows": int})
 def daily_sales(context) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"dagster/row_count": context.op_config["rows"]})

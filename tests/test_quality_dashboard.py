@@ -118,7 +118,7 @@ def test_a_check_failing_now_is_listed_per_partition_since_its_first_failure_aft
     (dashboard,) = result.asset_materializations_for_node(data_quality_dashboard.op.name)
     page = dashboard.metadata["dashboard"].value
     failing = [line for line in page.split("\n") if line.startswith("| in_order")]
-    assert failing == [f"| in_order | `silver/events` | a | ERROR | {since:%Y-%m-%d %H:%M} UTC |  |"]
+    assert failing == [f"| in_order | `silver/events` | a | ERROR | {since:%Y-%m-%d %H:%M} UTC |  |  |"]
     assert dashboard.metadata["failing_checks"].value == 1
     # Quarantine, a row per source and a column per reason.
     assert "| social_posts |                  1 |                0 |" in page

@@ -547,12 +547,21 @@ def test_the_media_count_mismatch_rate_is_measured_per_network_and_day_and_warns
         conn.execute(flagged, (day, posts // 5))
     try:
         result = dg.materialize([rebuild], partition_key=key, selection=[gold], resources=built["resources"])
-        warned = {e.check_name: (e.passed, e.severity.value) for e in result.get_asset_check_evaluations()}
+        evaluations = result.get_asset_check_evaluations()
+        warned = {e.check_name: (e.passed, e.severity.value) for e in evaluations}
         (rate,) = _rows(
             warehouse,
             "SELECT mismatch_rate FROM gold.post_media_quality WHERE post_date = %s AND network = 'x'",
             (day,),
         )[0]
+        # The failing row is kept where the check's metadata says, as many as it counted.
+        failing = next(e.metadata for e in evaluations if not e.passed)
+        kept = _rows(
+            warehouse,
+            sql.SQL("SELECT post_date, network, mismatch_rate FROM {}").format(
+                sql.Identifier(*failing["dq_failures_table"].value.split("."))
+            ),
+        )
     finally:
         with warehouse.connect(autocommit=True) as conn:
             conn.execute(
@@ -564,6 +573,9 @@ def test_the_media_count_mismatch_rate_is_measured_per_network_and_day_and_warns
 
     assert rate > 0.10
     assert warned["media_count_mismatch_rate_under_10_percent"] == (False, "WARN")
+    assert failing["dq_failures_table"].value.startswith("dq_failures.")
+    assert failing["dagster_dbt/failed_row_count"].value == len(kept) == 1
+    assert kept == [(day, "x", rate)]
     assert {name: verdict for name, verdict in warned.items() if not verdict[0]} == {
         "media_count_mismatch_rate_under_10_percent": (False, "WARN")
     }

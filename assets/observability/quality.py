@@ -139,10 +139,14 @@ def data_quality_dashboard(
 
     markdown = "## Failing now\n\n"
     if failing:
-        markdown += "| check | asset | partition | severity | failing since | failed rows |\n|---|---|---|---|---|---|\n"
+        markdown += (
+            "| check | asset | partition | severity | failing since | failed rows | rows kept in |\n"
+            "|---|---|---|---|---|---|---|\n"
+        )
         markdown += "".join(
-            f"| {check} | `{asset}` | {partition or ''} | {severity} | {since:%Y-%m-%d %H:%M} UTC | {rows or ''} |\n"
-            for asset, check, partition, severity, since, rows in failing
+            f"| {check} | `{asset}` | {partition or ''} | {severity} | {since:%Y-%m-%d %H:%M} UTC | {rows or ''} "
+            f"| {f'`{kept}`' if kept else ''} |\n"
+            for asset, check, partition, severity, since, rows, kept in failing
         )
     else:
         markdown += "nothing\n"
@@ -188,7 +192,7 @@ SELECT latest.asset_key, latest.check_name, latest.partition_key, latest.severit
               SELECT max(p.storage_id) FROM gold.check_history p
               WHERE p.asset_key = latest.asset_key AND p.check_name = latest.check_name
                 AND p.partition_key IS NOT DISTINCT FROM latest.partition_key AND p.passed), 0)),
-       latest.metadata ->> 'dagster_dbt/failed_row_count'
+       latest.metadata ->> 'dagster_dbt/failed_row_count', latest.metadata ->> 'dq_failures_table'
 FROM latest WHERE NOT latest.passed
 ORDER BY latest.severity, latest.asset_key, latest.check_name, latest.partition_key
 """

@@ -31,8 +31,10 @@ from assets.transform.env import dbt_env
 from assets.transform.project import dbt_project, publish_partial_parse, reuse_partial_parse
 from assets.transform.translator import StrataDbtTranslator
 from resources import PostgresResource
+from resources.postgres import serialized_ddl
 
 TRANSLATOR = StrataDbtTranslator()
+FAILURES_SCHEMA = "dq_failures"
 PARTITIONED_SELECTION = "config.meta.dagster.partitioning:date_network config.meta.dagster.partitioning:daily"
 
 
@@ -122,6 +124,9 @@ def _build(
         environment |= window_env(variables)
     with postgres.connect(autocommit=True) as conn:
         ensure_never_loaded(conn, SOURCES)
+        # dbt creates the schema of stored test failures on first use; two builds doing so at once collide.
+        with serialized_ddl(conn, "strata.dq_failures.ddl"):
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(FAILURES_SCHEMA)))
     target = (
         project.project_dir
         / project.target_path
@@ -135,16 +140,22 @@ def _build(
     try:
         with postgres.connect(autocommit=True) as conn:
             for event in invocation.stream():
-                yield with_row_count(conn, invocation.manifest, event)
+                yield with_table_metadata(conn, invocation.manifest, event)
         publish_partial_parse(invocation.target_path, environment)
     finally:
         # Each invocation writes its own target folder; its events are in Dagster's log already.
         shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 
-def with_row_count(conn: psycopg.Connection, manifest: dict, event):
-    """A model's materialization with its table's row count (`dagster/row_count`); views are not counted, since
-    that would run their query."""
+def with_table_metadata(conn: psycopg.Connection, manifest: dict, event):
+    """A model's materialization with its table's row count (`dagster/row_count`; views are not counted, since that
+    would run their query); a test's check result with the table holding its failing rows (`dq_failures_table`)."""
+    if isinstance(event, (dg.AssetCheckResult, dg.AssetCheckEvaluation)):
+        node = manifest["nodes"].get(getattr(event.metadata.get("unique_id"), "text", None))
+        if node is None or not node["config"].get("store_failures"):
+            return event
+        table = f"{node['schema']}.{node['alias']}"
+        return event.with_metadata({**event.metadata, "dq_failures_table": dg.MetadataValue.text(table)})
     if not isinstance(event, (dg.Output, dg.AssetMaterialization)):
         return event
     node = manifest["nodes"].get(event.metadata["unique_id"].text)
