@@ -370,8 +370,9 @@ def test_sigint_inside_a_dbt_build_cancels_the_run_and_kills_dbt(killed):
         code = demo.finish(timeout=60)
 
     assert code == 128 + signal.SIGINT
-    [line] = [line for line in demo.output.splitlines() if line.startswith("stopped by SIGINT: run ")]
-    run_id = line.split()[4]
+    stopped = [line for line in demo.output.splitlines() if line.startswith("stopped by SIGINT: run ")]
+    assert len(stopped) == 1, demo.output[-4000:]
+    run_id = stopped[0].split()[4]
     assert run_status(home, run_id) == "CANCELED"
     assert children and not [pid for pid in children if alive(pid)]
     deadline = time.monotonic() + 60
