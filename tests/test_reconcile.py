@@ -240,3 +240,14 @@ def test_a_model_does_not_wait_for_an_upstream_that_may_stay_empty_and_follows_i
         "rollup": {"2026-01-02", "2026-01-03"},
         "summary": {None},
     }
+
+
+def test_eager_refreshes_a_partition_without_waiting_for_an_upstream_that_may_stay_empty(instance):
+    run(instance, [dim])
+    _, cursor = requested(instance)
+    run(instance, [events], "2026-01-04")
+
+    refreshed, _ = requested(instance, cursor)
+
+    # pulled has never had data: daily is requested all the same, and rollup with it in the same tick.
+    assert refreshed == {"daily", "rollup"}

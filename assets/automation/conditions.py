@@ -1,6 +1,8 @@
 """Automation conditions by layer, defined once.
 
-Partitioned models use `eager()`: a new or updated upstream partition refreshes the same partition.
+Partitioned models use `eager()`: a new or updated upstream partition refreshes the same partition. Neither
+condition waits for the first data of an upstream tagged `strata/may_stay_empty` (a source pulled only where its
+endpoint is configured).
 
 Unpartitioned models that read partitioned ones cannot: `eager()` waits while any upstream partition is
 missing, and a daily history always has days without data, so such a model would never run. They refresh when
@@ -17,16 +19,24 @@ requested twice.
 import dagster as dg
 from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
-from assets.conventions import EVERY_DAEMON_LOOP_SECONDS
+from assets.conventions import EVERY_DAEMON_LOOP_SECONDS, MAY_STAY_EMPTY
+
+# A source pulled only where its endpoint is configured may never have data: nothing waits for its first.
+_MAY_STAY_EMPTY = dg.AssetSelection.tag(MAY_STAY_EMPTY, "true")
 
 ON_UPSTREAM_UPDATES = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()
     & dg.AutomationCondition.all_deps_match(
         ~dg.AutomationCondition.missing() | dg.AutomationCondition.will_be_requested()
-    )
+    ).ignore(_MAY_STAY_EMPTY)
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("on upstream updates")
+
+EAGER = (
+    dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+    & ~dg.AutomationCondition.any_deps_missing().ignore(_MAY_STAY_EMPTY)
+).with_label("eager")
 
 
 def scheduled(cron: str) -> dg.AutomationCondition:
@@ -70,7 +80,7 @@ def only_on_cron_ticks(graph: BaseAssetGraph) -> set[dg.AssetKey]:
 
 
 def refresh_condition(*, partitioned: bool) -> dg.AutomationCondition:
-    return dg.AutomationCondition.eager() if partitioned else ON_UPSTREAM_UPDATES
+    return EAGER if partitioned else ON_UPSTREAM_UPDATES
 
 
 # Sources are extracted on schedules; the data-quality history and dashboard follow the check outcomes.
