@@ -130,9 +130,9 @@ def extraction_runs(settings: Settings, today: date) -> list[Run]:
     from assets.landing.x_recent_search import KEY
     from resources import RecentSearchResource
 
-    variable = RecentSearchResource().url_env
-    if not os.environ.get(variable):
-        print(f"… not searching tweets ({KEY.to_user_string()}): {variable} is not set")
+    api = RecentSearchResource()
+    if not api.base_url:
+        print(f"… not searching tweets ({KEY.to_user_string()}): {api.url_env} is not set")
         return []
     first = max(today - timedelta(days=settings.tweets_api_days - 1), settings.partitions_start)
     days = [first + timedelta(days=n) for n in range((today - first).days + 1)]

@@ -10,7 +10,6 @@ tweets the partition's duplicate screen has seen: nothing is loaded twice.
 """
 
 import hashlib
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -269,9 +268,9 @@ x_recent_search_job = dg.define_asset_job(
     "is set.",
 )
 def x_recent_search_schedule(context: dg.ScheduleEvaluationContext):
-    variable = RecentSearchResource().url_env
-    if not os.environ.get(variable):
-        return dg.SkipReason(f"{variable} is not set: no recent-search endpoint to call")
+    api = RecentSearchResource()
+    if not api.base_url:
+        return dg.SkipReason(f"{api.url_env} is not set: no recent-search endpoint to call")
     now = context.scheduled_execution_time.astimezone(UTC)
     midnight = datetime.combine(now.date(), datetime.min.time(), UTC)
     days = [now.date(), *([now.date() - timedelta(days=1)] if now - midnight < YESTERDAY_GRACE else [])]

@@ -15,7 +15,6 @@ at its best.
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import subprocess
@@ -139,6 +138,7 @@ def _strata(ctx: BenchContext, base: str, trial: int) -> tuple[dict, dict]:
 
     from assets.bronze.factory import bronze_assets
     from assets.landing.x_recent_search import SOURCE, x_recent_search
+    from assets.transform.assets import scoped_environ
     from resources import LandingZoneResource, PostgresResource, RecentSearchResource
 
     root = ctx.work_dir / "api_extraction" / f"landing-{trial}"
@@ -153,21 +153,14 @@ def _strata(ctx: BenchContext, base: str, trial: int) -> tuple[dict, dict]:
         "tweets_api": RecentSearchResource(max_results=PAGE_SIZE),
     }
     bronze = next(asset for asset in bronze_assets if asset.key == SOURCE.asset_key)
-    saved = {name: os.environ.get(name) for name in ("STRATA_TWEETS_API_URL", "STRATA_TWEETS_API_TOKEN")}
-    os.environ |= {"STRATA_TWEETS_API_URL": base, "STRATA_TWEETS_API_TOKEN": TOKEN}
-    try:
+    api = resources["tweets_api"]
+    with scoped_environ({api.url_env: base, api.token_env: TOKEN}):
         started = time.perf_counter()
         extracted = dg.materialize([x_recent_search], partition_key=DAY.isoformat(), resources=resources)
         extract_s = time.perf_counter() - started
         started = time.perf_counter()
         loaded = dg.materialize([bronze], partition_key=DAY.isoformat(), resources=resources)
         bronze_s = time.perf_counter() - started
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     if not (extracted.success and loaded.success):
         raise RuntimeError("the Strata extraction or bronze load failed")
     metadata = extracted.get_asset_materialization_events()[0].materialization.metadata
