@@ -128,20 +128,27 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 
     from assets.vector.search import search
     from resources import EmbeddingModelResource, QdrantResource
+    from resources.qdrant import QdrantUnavailableError
     from strata import services
 
-    hits = search(
-        QdrantResource(url=services.qdrant_url(settings)),
-        EmbeddingModelResource(),
-        args.text,
-        network=args.network,
-        since=args.since,
-        account=args.account,
-        label=args.label,
-        limit=args.limit,
-    )
+    try:
+        hits = search(
+            QdrantResource(url=services.qdrant_url(settings)),
+            EmbeddingModelResource(),
+            args.text,
+            mode=args.mode,
+            network=args.network,
+            since=args.since,
+            account=args.account,
+            label=args.label,
+            limit=args.limit,
+        )
+    except QdrantUnavailableError as exc:
+        print(f"strata search: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         filters = {
+            "mode": args.mode,
             "network": args.network,
             "since": args.since and args.since.isoformat(),
             "account": args.account,
@@ -206,8 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
         handler=_demo
     )
 
-    search_cmd = commands.add_parser("search", help="semantic search of the vector index")
+    search_cmd = commands.add_parser("search", help="search the vector index: by meaning and by exact terms")
     search_cmd.add_argument("text", help="what to look for, in plain words")
+    search_cmd.add_argument(
+        "--mode",
+        choices=("hybrid", "dense", "sparse"),
+        default="hybrid",
+        help="hybrid (default): meaning and exact terms fused by rank; dense: meaning only (the embedding "
+        "model); sparse: exact terms only (BM25)",
+    )
     search_cmd.add_argument(
         "--network", help="only this network (youtube, instagram, tiktok, facebook, snapchat, x)"
     )

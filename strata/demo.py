@@ -180,11 +180,16 @@ def _print_summary(report: DemoReport, defs: dg.Definitions, instance: dg.Dagste
                     sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))
                 ).fetchone()
                 print(f"  {schema}.{name:<34} {count:>10,}")
-        with live.qdrant.client() as client:
-            from assets.vector.search import COLLECTION
+        from assets.vector.search import COLLECTION
+        from resources.qdrant import QdrantUnavailableError
 
-            if client.collection_exists(COLLECTION):
-                print(f"  qdrant {COLLECTION:<34} {client.count(COLLECTION, exact=True).count:>10,}")
+        try:
+            with live.qdrant.reader(COLLECTION) as store:
+                indexed: int | None = store.count()
+            print(f"  qdrant {COLLECTION:<34} {indexed:>10,}")
+        except QdrantUnavailableError as exc:
+            indexed = None
+            print(f"  qdrant {COLLECTION:<34} {exc}")
 
         print("\n== checks ==")
         for (severity, outcome), count in sorted(report.checks.items()):
@@ -197,10 +202,10 @@ def _print_summary(report: DemoReport, defs: dg.Definitions, instance: dg.Dagste
                 + (f": {', '.join(sorted(keys)[:6])}" if state != "PASS" else "")
             )
 
-        print(f'\n== semantic search: "{SAMPLE_QUERY}" ==')
+        print(f'\n== hybrid search: "{SAMPLE_QUERY}" ==')
         from assets.vector.search import search
 
-        for hit in search(live.qdrant, live.embedder, SAMPLE_QUERY, limit=3):
+        for hit in search(live.qdrant, live.embedder, SAMPLE_QUERY, limit=3) if indexed is not None else []:
             print(f"  {hit.rank}. {hit.score:.3f} [{hit.source_type} {hit.network or ''}] {hit.text[:90]}")
 
     print(f"\n{report.runs} runs, {len(report.failed_runs)} failed, {len(report.skipped)} skipped")

@@ -249,7 +249,7 @@ def test_a_demo_killed_inside_each_phase_that_holds_something_then_run_again_end
     assert [text.count("recovered: run ") for text in killed["outputs"]] == [1, 1, 1]
     assert len(killed["partial"]) < len(reference["qdrant"])
     assert killed["state"] == reference
-    for section in ("== rows per layer ==", "== checks ==", "== freshness ==", "== semantic search"):
+    for section in ("== rows per layer ==", "== checks ==", "== freshness ==", "== hybrid search"):
         assert section in final
     assert "demo: OK" in final and ", 0 failed, 0 skipped" in final
 

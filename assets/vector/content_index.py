@@ -1,8 +1,8 @@
 """`vector/content_index`: every post, video and tweet of silver as a point in Qdrant, kept in sync.
 
 The documents come from `silver.content_documents` (one dbt model that composes each text and its
-payload). Qdrant local mode admits one process per store, so the asset and its checks share the pool
-`qdrant` (limit 1) and always close their client.
+payload). One sync writes a collection at a time: the asset holds the pool `qdrant` (limit 1). The checks read the
+index as published (resources/qdrant.py), so they need no pool and never wait for a sync.
 """
 
 from collections.abc import Iterator
@@ -13,9 +13,10 @@ import psycopg
 from assets.automation import refresh_condition
 from assets.conventions import OWNER, retry_policy
 from assets.vector.search import COLLECTION
-from assets.vector.sync import Document, SyncResult, stored_points, sync
+from assets.vector.sync import Document, SyncResult, sync
 from resources import EmbeddingModelResource, PostgresResource, QdrantResource
 from resources.qdrant import POOL
+from resources.vector_store import VectorStore
 
 KEY = dg.AssetKey(["vector", "content_index"])
 DOCUMENTS = dg.AssetKey(["silver", "content_documents"])
@@ -34,24 +35,20 @@ def read_documents(conn: psycopg.Connection) -> Iterator[Document]:
 
 def sync_index(
     conn: psycopg.Connection,
-    client,
+    store: VectorStore,
     embedder: EmbeddingModelResource,
     *,
-    local: bool,
-    collection: str = COLLECTION,
     model_version: str | None = None,
     log=lambda message: None,
 ) -> SyncResult:
-    """Sync `collection` to silver.content_documents with the embedder's model (or another version)."""
+    """Sync the store's collection to silver.content_documents with the embedder's model (or another version)."""
     return sync(
-        client,
-        collection,
+        store,
         read_documents(conn),
         encode=embedder.encode,
         dimension=embedder.dimension,
         model_name=embedder.model_name,
         model_version=model_version or embedder.model_version,
-        local=local,
         texts_per_call=embedder.texts_per_call,
         log=log,
     )
@@ -63,8 +60,9 @@ def sync_index(
     group_name="search",
     kinds={"qdrant"},
     owners=[OWNER],
-    description="Semantic index of posts, videos and tweets (all-MiniLM-L6-v2, 384-d, cosine) with payload "
-    "for filtered search: source type, network, account, created date, engagement, content hash, model.",
+    description="Hybrid search index of posts, videos and tweets: a dense vector (all-MiniLM-L6-v2, 384-d, cosine) "
+    "and a BM25 sparse vector per document, with payload for filtered search: source type, network, account, "
+    "created date, engagement, image labels, content hash, model.",
     pool=POOL,
     automation_condition=refresh_condition(partitioned=False),
     retry_policy=retry_policy(5),
@@ -75,8 +73,8 @@ def content_index(
     qdrant: QdrantResource,
     embedder: EmbeddingModelResource,
 ) -> dg.MaterializeResult:
-    with postgres.connect() as conn, qdrant.client() as client:
-        result = sync_index(conn, client, embedder, local=qdrant.is_embedded, log=context.log.info)
+    with postgres.connect() as conn, qdrant.writer(COLLECTION, log=context.log.info) as store:
+        result = sync_index(conn, store, embedder, log=context.log.info)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": result.documents,
@@ -86,7 +84,9 @@ def content_index(
             "unchanged": result.unchanged,
             "collection_recreated": result.recreated,
             "model": f"{embedder.model_name} ({embedder.model_version})",
-            "qdrant_mode": "local" if qdrant.is_embedded else "server",
+            "encode_s": round(result.encode_s, 3),
+            "store_wait_s": round(result.store_wait_s, 3),
+            "store": dg.MetadataValue.json(store.describe()),
         }
     )
 
@@ -99,15 +99,12 @@ def _expected(postgres: PostgresResource) -> dict[str, str]:
 @dg.asset_check(
     asset=KEY,
     blocking=True,
-    pool=POOL,
     description="Postgres ↔ Qdrant: the same ids with the same content hashes, and equal counts.",
 )
 def postgres_qdrant_consistent(postgres: PostgresResource, qdrant: QdrantResource) -> dg.AssetCheckResult:
     expected = _expected(postgres)
-    with qdrant.client() as client:
-        stored = {
-            pid: payload.get("content_hash") for pid, payload in stored_points(client, COLLECTION).items()
-        }
+    with qdrant.reader(COLLECTION) as store:
+        stored = {pid: payload.get("content_hash") for pid, payload in store.payloads().items()}
     missing = sorted(set(expected) - set(stored))
     stale = sorted(pid for pid in set(expected) & set(stored) if expected[pid] != stored[pid])
     orphans = sorted(set(stored) - set(expected))
@@ -126,13 +123,12 @@ def postgres_qdrant_consistent(postgres: PostgresResource, qdrant: QdrantResourc
 
 @dg.asset_check(
     asset=KEY,
-    pool=POOL,
     description="Every vector has the model's dimension and every point the current model version.",
 )
 def vectors_match_the_model(qdrant: QdrantResource, embedder: EmbeddingModelResource) -> dg.AssetCheckResult:
-    with qdrant.client() as client:
-        size = client.get_collection(COLLECTION).config.params.vectors.size
-        versions = {payload.get("model_version") for payload in stored_points(client, COLLECTION).values()}
+    with qdrant.reader(COLLECTION) as store:
+        size = store.dimension()
+        versions = {payload.get("model_version") for payload in store.payloads().values()}
     return dg.AssetCheckResult(
         passed=size == embedder.dimension and versions <= {embedder.model_version},
         severity=dg.AssetCheckSeverity.ERROR,

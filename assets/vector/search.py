@@ -1,4 +1,8 @@
-"""Filtered semantic search over the content index — the function behind `strata search`."""
+"""Search over the content index — the function behind `strata search`.
+
+`hybrid` (the default) fuses the dense ranking (meaning: "a dog at the park" finds "puppy training") with the BM25
+ranking (exact terms: a brand, a hashtag, a rare word) by reciprocal rank; `dense` and `sparse` run one side alone.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 
 from resources import EmbeddingModelResource, QdrantResource
+from resources.vector_store import Filters, Mode, Query, bm25_query
 
 COLLECTION = "content_index"
 
@@ -32,6 +37,7 @@ def search(
     embedder: EmbeddingModelResource,
     text: str,
     *,
+    mode: Mode | str = Mode.HYBRID,
     network: str | None = None,
     since: date | None = None,
     account: str | None = None,
@@ -39,40 +45,37 @@ def search(
     label: str | None = None,
     limit: int = 10,
 ) -> list[Hit]:
-    """The `limit` documents closest in meaning to `text`, restricted by the given filters (`label`: posts whose
-    media show it)."""
-    from qdrant_client import models
-
-    must: list = []
-    filters = (("network", network), ("account_id", account), ("source_type", source_type), ("labels", label))
-    for name, value in filters:
-        if value:
-            must.append(models.FieldCondition(key=name, match=models.MatchValue(value=value)))
-    if since:
-        must.append(
-            models.FieldCondition(key="created_day", range=models.Range(gte=int(since.strftime("%Y%m%d"))))
-        )
-    vector = embedder.encode([text])[0].tolist()
-    with qdrant.client() as client:
-        points = client.query_points(
-            COLLECTION,
-            query=vector,
-            query_filter=models.Filter(must=must) if must else None,
-            limit=limit,
-            with_payload=True,
-        ).points
+    """The `limit` documents that best match `text`, restricted by the given filters (`label`: posts whose media
+    show it)."""
+    mode = Mode(mode)
+    query = Query(
+        mode=mode,
+        limit=limit,
+        filters=Filters(
+            network=network,
+            account_id=account,
+            source_type=source_type,
+            label=label,
+            since_day=int(since.strftime("%Y%m%d")) if since else None,
+        ),
+        # A sparse-only search never loads the model.
+        dense=embedder.encode([text])[0].tolist() if mode is not Mode.SPARSE else None,
+        sparse=bm25_query(text) if mode is not Mode.DENSE else None,
+    )
+    with qdrant.reader(COLLECTION) as store:
+        matches = store.query(query)
     return [
         Hit(
             rank=rank,
-            score=round(point.score, 4),
-            document_key=point.payload["document_key"],
-            source_type=point.payload["source_type"],
-            network=point.payload.get("network"),
-            account_id=point.payload.get("account_id"),
-            created_date=point.payload.get("created_date"),
-            engagement=point.payload.get("engagement"),
-            labels=point.payload.get("labels") or [],
-            text=point.payload.get("text", ""),
+            score=round(match.score, 4),
+            document_key=match.payload["document_key"],
+            source_type=match.payload["source_type"],
+            network=match.payload.get("network"),
+            account_id=match.payload.get("account_id"),
+            created_date=match.payload.get("created_date"),
+            engagement=match.payload.get("engagement"),
+            labels=match.payload.get("labels") or [],
+            text=match.payload.get("text", ""),
         )
-        for rank, point in enumerate(points, start=1)
+        for rank, match in enumerate(matches, start=1)
     ]

@@ -1,35 +1,24 @@
-"""Incremental sync of searchable documents into a Qdrant collection.
+"""Incremental sync of searchable documents into a vector store (resources/vector_store.py).
 
-A document becomes one point whose id is uuid5 of its key. Only new text, or text whose content hash or
-embedding model changed, is embedded; a changed payload alone (e.g. engagement) is updated without
-re-embedding; points whose document left silver are deleted. Every write waits for Qdrant's confirmation,
-and the sync ends by checking that Qdrant holds exactly the expected ids.
+A document becomes one point whose id is uuid5 of its key, with a dense vector from the embedding model and a BM25
+sparse vector of the same text. Only new text, or text whose content hash or embedding model changed, is embedded;
+a changed payload alone (e.g. engagement) is updated without re-embedding; points whose document left silver are
+deleted. The sync ends by checking that the store holds exactly the expected ids.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from qdrant_client import QdrantClient
+from resources.vector_store import Point, VectorStore, bm25_document
 
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://strata.example/vector/content_index")
-# Filter fields; payload indexes are created where the server supports them (local mode ignores them).
-INDEXED_FIELDS = {
-    "source_type": "keyword",
-    "network": "keyword",
-    "account_id": "keyword",
-    "created_day": "integer",
-    "labels": "keyword",
-}
-SCROLL_PAGE = 1024
-UPSERT_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -81,62 +70,27 @@ class SyncResult:
     deleted: int = 0
     unchanged: int = 0
     recreated: bool = False
-    orphans_before: list[str] = field(default_factory=list)
-
-
-def ensure_collection(client: QdrantClient, collection: str, dimension: int, *, local: bool) -> bool:
-    """Create the collection (cosine, `dimension`) if missing or of another dimension; True if (re)created."""
-    from qdrant_client import models
-
-    if client.collection_exists(collection):
-        info = client.get_collection(collection)
-        if info.config.params.vectors.size == dimension:
-            return False
-        client.delete_collection(collection)
-    client.create_collection(
-        collection, vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE)
-    )
-    if not local:
-        for name, schema in INDEXED_FIELDS.items():
-            client.create_payload_index(
-                collection, field_name=name, field_schema=models.PayloadSchemaType(schema), wait=True
-            )
-    return True
-
-
-def stored_points(client: QdrantClient, collection: str) -> dict[str, dict]:
-    """Every point's payload by id (no vectors)."""
-    points: dict[str, dict] = {}
-    offset = None
-    while True:
-        page, offset = client.scroll(
-            collection, limit=SCROLL_PAGE, offset=offset, with_payload=True, with_vectors=False
-        )
-        points.update((str(p.id), p.payload or {}) for p in page)
-        if offset is None:
-            return points
+    # Wall seconds spent in the model's encode calls, and waiting for the store's writes after them.
+    encode_s: float = 0.0
+    store_wait_s: float = 0.0
 
 
 def sync(
-    client: QdrantClient,
-    collection: str,
+    store: VectorStore,
     documents: Iterable[Document],
     *,
     encode: Callable[[Sequence[str]], Sequence[Sequence[float]]],
     dimension: int,
     model_name: str,
     model_version: str,
-    local: bool,
     texts_per_call: int,
     log: Callable[[str], None] = lambda message: None,
 ) -> SyncResult:
-    from qdrant_client import models
-
-    result = SyncResult(recreated=ensure_collection(client, collection, dimension, local=local))
-    existing = stored_points(client, collection)
+    result = SyncResult(recreated=store.ensure(dimension))
+    existing = store.payloads()
     seen: set[str] = set()
     to_embed: list[tuple[str, Document]] = []
-    payload_updates: list[models.SetPayloadOperation] = []
+    payload_updates: list[tuple[str, dict]] = []
     for document in documents:
         pid = document.point_id
         seen.add(pid)
@@ -150,62 +104,56 @@ def sync(
         ):
             to_embed.append((pid, document))
         elif stored != payload:
-            payload_updates.append(
-                models.SetPayloadOperation(set_payload=models.SetPayload(payload=payload, points=[pid]))
-            )
+            payload_updates.append((pid, payload))
         else:
             result.unchanged += 1
 
-    for batch in _chunks(payload_updates, UPSERT_BATCH):
-        client.batch_update_points(collection, update_operations=batch, wait=True)
+    store.set_payloads(payload_updates)
     result.payload_updates = len(payload_updates)
-    result.embedded = _embed_and_upsert(
-        client, collection, to_embed, encode, texts_per_call, model_name, model_version, log
-    )
+    _embed_and_upsert(store, to_embed, encode, texts_per_call, model_name, model_version, log, result)
 
     stale = sorted(set(existing) - seen)
-    for batch in _chunks(stale, UPSERT_BATCH):
-        client.delete(collection, points_selector=models.PointIdsList(points=batch), wait=True)
+    store.delete(stale)
     result.deleted = len(stale)
 
-    count = client.count(collection, exact=True).count
+    count = store.count()
     if count != len(seen):
-        raise RuntimeError(f"Qdrant holds {count} points after the sync, expected {len(seen)}")
+        raise RuntimeError(f"the vector store holds {count} points after the sync, expected {len(seen)}")
     return result
 
 
 def _embed_and_upsert(
-    client, collection, to_embed, encode, texts_per_call, model_name, model_version, log
-) -> int:
-    """Encode call N+1 while the points of call N are written: the model and Qdrant's writes overlap. Texts go in
-    length order, since the model pads each of its batches to the longest text."""
-    from qdrant_client import models
-
+    store: VectorStore, to_embed, encode, texts_per_call, model_name, model_version, log, result: SyncResult
+) -> None:
+    """Encode call N+1 while the points of call N are written: the model and the store's writes overlap. Texts go
+    in length order, since the model pads each of its batches to the longest text."""
     ordered = sorted(to_embed, key=lambda item: len(item[1].text))
     pending: Future | None = None
-    done = 0
     with ThreadPoolExecutor(max_workers=1) as writer:
         for batch in _chunks(ordered, texts_per_call):
+            started = time.perf_counter()
             vectors = encode([document.text for _, document in batch])
+            result.encode_s += time.perf_counter() - started
             points = [
-                models.PointStruct(
-                    id=pid, vector=vector.tolist(), payload=document.payload(model_name, model_version)
+                Point(
+                    id=pid,
+                    dense=vector.tolist(),
+                    sparse=bm25_document(document.text),
+                    payload=document.payload(model_name, model_version),
                 )
                 for (pid, document), vector in zip(batch, vectors, strict=True)
             ]
+            started = time.perf_counter()
             if pending:
                 pending.result()
-            pending = writer.submit(_write, client, collection, points)
-            done += len(points)
-            log(f"embedded {done}/{len(to_embed)}")
+            result.store_wait_s += time.perf_counter() - started
+            pending = writer.submit(store.upsert, points)
+            result.embedded += len(points)
+            log(f"embedded {result.embedded}/{len(to_embed)}")
+        started = time.perf_counter()
         if pending:
             pending.result()
-    return done
-
-
-def _write(client, collection: str, points: list) -> None:
-    for batch in _chunks(points, UPSERT_BATCH):
-        client.upsert(collection, points=batch, wait=True)
+        result.store_wait_s += time.perf_counter() - started
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
