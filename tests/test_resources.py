@@ -1,4 +1,4 @@
-"""Each resource against the real thing it wraps: embedded Postgres, litemongo on disk, Qdrant local mode,
+"""Each resource against the real thing it wraps: embedded Postgres, litemongo on disk, Qdrant Edge,
 the offline embedding model, a landing folder."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -82,42 +83,34 @@ def test_postgres_rolled_back_transaction_leaves_nothing(postgres: PostgresResou
     assert count == 0
 
 
-def test_qdrant_local_store_serves_search_and_reopens_in_another_process(qdrant: QdrantResource):
-    from qdrant_client import models
+def test_qdrant_edge_store_publishes_on_success_and_serves_readers_in_other_processes(qdrant: QdrantResource):
+    from resources.vector_store import Filters, Mode, Point, Query, SparseVector
 
-    with qdrant.client() as client:
-        client.create_collection(
-            "docs", vectors_config=models.VectorParams(size=3, distance=models.Distance.COSINE)
-        )
-        client.upsert(
-            "docs",
-            points=[
-                models.PointStruct(id=1, vector=[1, 0, 0], payload={"network": "youtube"}),
-                models.PointStruct(id=2, vector=[0, 1, 0], payload={"network": "tiktok"}),
-                models.PointStruct(id=3, vector=[0.9, 0.1, 0], payload={"network": "tiktok"}),
-            ],
-            wait=True,
-        )
-        best = client.query_points("docs", query=[1, 0, 0], limit=1).points
-        filtered = client.query_points(
-            "docs",
-            query=[1, 0, 0],
-            limit=1,
-            query_filter=models.Filter(
-                must=[models.FieldCondition(key="network", match=models.MatchValue(value="tiktok"))]
-            ),
-        ).points
-    assert [p.id for p in best] == [1]
-    assert [p.id for p in filtered] == [3]
+    def point(number: int, vector: list[float], network: str) -> Point:
+        return Point(str(uuid.UUID(int=number)), vector, SparseVector([number], [1.0]), {"network": network})
 
-    # The client above is closed: another process may now take the store.
-    out = run_python(
-        f"""
-        from resources import QdrantResource
-        with QdrantResource(url={qdrant.url!r}).client() as client:
-            print(client.count("docs").count)
-        """
-    )
+    with qdrant.writer("docs") as store:
+        assert store.ensure(3) is True
+        store.upsert(
+            [point(1, [1, 0, 0], "youtube"), point(2, [0, 1, 0], "tiktok"), point(3, [0.9, 0.1, 0], "tiktok")]
+        )
+    with pytest.raises(RuntimeError, match="boom"), qdrant.writer("docs") as store:
+        store.delete([str(uuid.UUID(int=1))])
+        raise RuntimeError("boom")  # a failed writer publishes nothing
+
+    with qdrant.reader("docs") as store:
+        best = store.query(Query(Mode.DENSE, 1, Filters(), dense=[1, 0, 0]))
+        filtered = store.query(Query(Mode.DENSE, 1, Filters(network="tiktok"), dense=[1, 0, 0]))
+        # Readers in other processes open the same published generation while this one holds it.
+        out = run_python(
+            f"""
+            from resources import QdrantResource
+            with QdrantResource(url={qdrant.url!r}).reader("docs") as store:
+                print(store.count())
+            """
+        )
+    assert [match.id for match in best] == [str(uuid.UUID(int=1))]
+    assert [match.id for match in filtered] == [str(uuid.UUID(int=3))]
     assert out.strip() == "3"
 
 

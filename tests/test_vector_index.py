@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+import textwrap
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
@@ -19,6 +22,7 @@ from assets.vector.content_index import content_index, postgres_qdrant_consisten
 from assets.vector.search import COLLECTION, search
 from assets.vector.sync import point_id
 from resources import EmbeddingModelResource, PostgresResource, QdrantResource
+from resources.vector_store import INDEXED_FIELDS
 
 TOPICS = {
     "pets": ["my cat knocked the plant off the shelf again", "puppy training day three, he finally sits"],
@@ -47,6 +51,11 @@ def documents() -> list[tuple]:
                 )
             )
     return rows
+
+
+def with_term(term: str) -> set[str]:
+    """The keys of the documents whose text holds `term` as a word (a hashtag counts as its word)."""
+    return {key for key, _, text, *_ in documents() if term in text.replace("#", " ").split()}
 
 
 def labels(topic: str, i: int) -> list[str]:
@@ -109,8 +118,8 @@ def index(warehouse: PostgresResource, model, synced_store: Path, tmp_path: Path
     }
 
 
-def materialize(resources: dict) -> dict:
-    result = dg.materialize([content_index], resources=resources)
+def materialize(resources: dict, instance: dg.DagsterInstance | None = None) -> dict:
+    result = dg.materialize([content_index], resources=resources, instance=instance)
     (materialization,) = result.asset_materializations_for_node(content_index.op.name)
     return {name: value.value for name, value in materialization.metadata.items()}
 
@@ -133,6 +142,24 @@ def test_first_sync_embeds_every_document_and_a_topic_query_finds_its_topic(empt
     assert (first["dagster/row_count"], first["embedded"], first["deleted"]) == (100, 100, 0)
     assert [hit.document_key.split(":")[2].rstrip("0123456789") for hit in hits] == ["pets"] * 5
     assert run_checks(empty) == {"postgres_qdrant_consistent": True, "vectors_match_the_model": True}
+    store = first["store"]
+    assert (store["engine"], store["generation"], store["points"]) == ("qdrant-edge", "000001", 100)
+    assert store["vectors"] == {"dense": {"size": 384, "distance": "Cosine"}}
+    assert store["sparse_vectors"] == {"bm25": {"modifier": "idf"}}
+    assert {name: index.split(" ")[0] for name, index in store["payload_indexes"].items()} == INDEXED_FIELDS
+
+
+def test_sparse_search_finds_exactly_the_documents_holding_the_term_and_hybrid_ranks_them_first(index):
+    sourdough = search(index["qdrant"], index["embedder"], "sourdough", mode="sparse", limit=50)
+    hashtag = search(index["qdrant"], index["embedder"], "#fitness", mode="sparse", limit=50)
+    hybrid = search(index["qdrant"], index["embedder"], "sourdough", limit=5)
+    meaning_only = search(index["qdrant"], index["embedder"], "my dog and my kitten", mode="sparse")
+
+    assert len(with_term("sourdough")) == 12 and {h.document_key for h in sourdough} == with_term("sourdough")
+    assert len(with_term("fitness")) == 25 and {h.document_key for h in hashtag} == with_term("fitness")
+    assert {hit.document_key for hit in hybrid} <= with_term("sourdough")
+    # No document holds "dog" or "kitten": exact terms alone find nothing, where meaning finds the pets.
+    assert meaning_only == []
 
 
 def test_filters_restrict_results_by_network_account_and_date(index):
@@ -201,19 +228,13 @@ def test_deleting_a_document_removes_its_point(index, warehouse):
     result = materialize(index)
 
     assert result["deleted"] == 1 and result["dagster/row_count"] == 99
-    with index["qdrant"].client() as client:
-        assert client.retrieve(COLLECTION, ids=[point_id("post:tiktok:pets0")]) == []
+    with index["qdrant"].reader(COLLECTION) as store:
+        assert point_id("post:tiktok:pets0") not in store.payloads() and store.count() == 99
 
 
 def test_the_consistency_check_fails_when_a_point_is_deleted_behind_its_back(index):
-    from qdrant_client import models
-
-    with index["qdrant"].client() as client:
-        client.delete(
-            COLLECTION,
-            points_selector=models.PointIdsList(points=[point_id("post:youtube:cooking1")]),
-            wait=True,
-        )
+    with index["qdrant"].writer(COLLECTION) as store:
+        store.delete([point_id("post:youtube:cooking1")])
 
     assert run_checks(index)["postgres_qdrant_consistent"] is False
     materialize(index)  # the next sync repairs it
@@ -223,12 +244,94 @@ def test_the_consistency_check_fails_when_a_point_is_deleted_behind_its_back(ind
 def test_a_model_change_reembeds_every_document(index, warehouse):
     from assets.vector.content_index import sync_index
 
-    with warehouse.connect() as conn, index["qdrant"].client() as client:
-        result = sync_index(
-            conn, client, index["embedder"], local=True, model_version="a-retrained-model==2.0"
-        )
+    with warehouse.connect() as conn, index["qdrant"].writer(COLLECTION) as store:
+        result = sync_index(conn, store, index["embedder"], model_version="a-retrained-model==2.0")
 
     assert result.embedded == result.documents == 100
+
+
+def test_searches_from_another_process_during_a_full_sync_see_the_last_complete_index(index, warehouse):
+    """A full re-embed (a new model version) writes in a child process while this one searches in a loop: every
+    search answers, from one whole generation — all points of the old model until the new index is published."""
+    root = Path(index["qdrant"].folder) / "edge" / COLLECTION
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                from assets.vector.content_index import sync_index
+                from assets.vector.search import COLLECTION
+                from resources import EmbeddingModelResource, PostgresResource, QdrantResource
+                with PostgresResource(url={warehouse.url!r}).connect() as conn:
+                    with QdrantResource(url={index["qdrant"].url!r}).writer(COLLECTION) as store:
+                        sync_index(conn, store, EmbeddingModelResource(texts_per_call=10), model_version="v2")
+                """
+            ),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[tuple[bool, int, frozenset]] = []
+    while writer.poll() is None:
+        writing = any(root.glob(".building-*"))
+        with index["qdrant"].reader(COLLECTION) as store:
+            versions = frozenset(payload["model_version"] for payload in store.payloads().values())
+            seen.append((writing, store.count(), versions))
+        assert search(index["qdrant"], index["embedder"], "sourdough", limit=3)
+    assert writer.wait() == 0, writer.stderr.read()
+    with index["qdrant"].reader(COLLECTION) as store:
+        final = frozenset(payload["model_version"] for payload in store.payloads().values())
+
+    assert any(writing for writing, _, _ in seen), "no search ran while the sync was writing"
+    assert {(count, len(versions)) for _, count, versions in seen} == {(100, 1)}
+    assert final == {"v2"} and not any(root.glob(".building-*"))
+
+
+def test_a_local_mode_store_is_rebuilt_into_edge_once_and_removed(empty):
+    from qdrant_client import QdrantClient, models
+
+    folder = Path(empty["qdrant"].folder)
+    old = QdrantClient(path=str(folder))
+    old.create_collection(
+        COLLECTION, vectors_config=models.VectorParams(size=3, distance=models.Distance.COSINE)
+    )
+    old.close()
+    instance = dg.DagsterInstance.ephemeral()
+
+    first = materialize(empty, instance)
+    again = materialize(empty, instance)
+
+    assert (first["embedded"], first["store"]["engine"], again["embedded"]) == (100, "qdrant-edge", 0)
+    assert not (folder / "meta.json").exists() and not (folder / "collection").exists()
+    messages = [entry.user_message for run in instance.get_runs() for entry in instance.all_logs(run.run_id)]
+    assert sum("holds a qdrant-client local-mode store" in message for message in messages) == 1
+
+
+def test_the_qdrant_client_path_runs_the_same_sync_and_search(empty, warehouse):
+    """The server engine's code (qdrant-client), exercised here through qdrant-client's in-memory mode, which
+    speaks the same API; a real server runs the test below."""
+    from qdrant_client import QdrantClient
+
+    from assets.vector.content_index import sync_index
+    from resources.server_store import ServerStore
+    from resources.vector_store import Filters, Mode, Query, bm25_query
+
+    store = ServerStore(QdrantClient(":memory:"), COLLECTION, server="memory")
+    with warehouse.connect() as conn:
+        first = sync_index(conn, store, empty["embedder"])
+        again = sync_index(conn, store, empty["embedder"])
+    sparse = store.query(Query(Mode.SPARSE, 50, Filters(), sparse=bm25_query("sourdough")))
+    dense = store.query(
+        Query(
+            Mode.DENSE, 5, Filters(network="youtube"), dense=empty["embedder"].encode(["my dog"])[0].tolist()
+        )
+    )
+
+    assert (first.embedded, again.embedded, again.unchanged) == (100, 0, 100)
+    assert {match.payload["document_key"] for match in sparse} == with_term("sourdough")
+    assert [match.payload["document_key"].split(":")[1:2] for match in dense] == [["youtube"]] * 5
+    assert {match.payload["document_key"].split(":")[2].rstrip("0123456789") for match in dense} == {"pets"}
 
 
 @pytest.mark.skipif(
@@ -240,16 +343,18 @@ def test_the_same_sync_and_search_run_against_a_qdrant_server(empty, warehouse):
 
     server = QdrantResource(url=os.environ["STRATA_TEST_QDRANT_URL"])
     collection = f"strata_test_{uuid.uuid4().hex[:8]}"
-    with warehouse.connect() as conn, server.client() as client:
-        try:
-            result = sync_index(
-                conn, client, empty["embedder"], local=server.is_embedded, collection=collection
-            )
-            indexed = set(client.get_collection(collection).payload_schema)
-        finally:
-            client.delete_collection(collection)
+    try:
+        with warehouse.connect() as conn, server.writer(collection) as store:
+            result = sync_index(conn, store, empty["embedder"])
+            indexed = set(store.describe()["payload_indexes"])
+        hits = search(server, empty["embedder"], "sourdough", mode="sparse", limit=50, collection=collection)
+    finally:
+        from qdrant_client import QdrantClient
+
+        QdrantClient(url=server.url).delete_collection(collection)
     assert result.embedded == result.documents
-    assert {"network", "account_id", "created_day", "source_type"} <= indexed
+    assert {"network", "account_id", "created_day", "source_type", "labels"} == indexed
+    assert {hit.document_key for hit in hits} == with_term("sourdough")
 
 
 def test_strata_search_prints_ranked_json_results(index):

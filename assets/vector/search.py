@@ -44,6 +44,7 @@ def search(
     source_type: str | None = None,
     label: str | None = None,
     limit: int = 10,
+    collection: str = COLLECTION,
 ) -> list[Hit]:
     """The `limit` documents that best match `text`, restricted by the given filters (`label`: posts whose media
     show it)."""
@@ -62,7 +63,7 @@ def search(
         dense=embedder.encode([text])[0].tolist() if mode is not Mode.SPARSE else None,
         sparse=bm25_query(text) if mode is not Mode.DENSE else None,
     )
-    with qdrant.reader(COLLECTION) as store:
+    with qdrant.reader(collection) as store:
         matches = store.query(query)
     return [
         Hit(

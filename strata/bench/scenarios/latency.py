@@ -88,7 +88,9 @@ def _copy_tree(source: Path, target: Path) -> None:
 def _verified(env: dict[str, str], home: Path, network: str, day: str) -> str | None:
     """Why the trial's rows are not (yet) in gold and the index, or None when they are."""
     import psycopg
-    from qdrant_client import QdrantClient, models
+
+    from resources import QdrantResource
+    from resources.qdrant import QdrantUnavailableError
 
     url = f"postgresql://postgres@127.0.0.1:{env['STRATA_POSTGRES_PORT']}/strata"
     with psycopg.connect(url) as conn:
@@ -104,18 +106,14 @@ def _verified(env: dict[str, str], home: Path, network: str, day: str) -> str | 
     if not gold:
         return "no gold rows yet"
     try:
-        client = QdrantClient(path=str(home / "qdrant"))
-    except RuntimeError:
-        return "the index is being written"
-    try:
-        match = [
-            models.FieldCondition(key="network", match=models.MatchValue(value=network)),
-            models.FieldCondition(key="source_type", match=models.MatchValue(value="post")),
-            models.FieldCondition(key="created_date", match=models.MatchValue(value=day)),
-        ]
-        points = client.count("content_index", count_filter=models.Filter(must=match), exact=True).count
-    finally:
-        client.close()
+        with QdrantResource(url=(home / "qdrant").as_uri()).reader("content_index") as store:
+            points = sum(
+                (payload.get("network"), payload.get("source_type"), payload.get("created_date"))
+                == (network, "post", day)
+                for payload in store.payloads().values()
+            )
+    except QdrantUnavailableError:
+        return "no index published yet"
     return None if documents and points == documents else f"{points} points for {documents} documents"
 
 
