@@ -27,7 +27,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from resources.vector_store import DENSE, INDEXED_FIELDS, SPARSE, Match, Mode, Point, Query
+from resources.vector_store import (
+    DENSE,
+    INDEXED_FIELDS,
+    RRF_K,
+    SPARSE,
+    TERMS,
+    Match,
+    Mode,
+    Point,
+    Query,
+)
 
 CURRENT = "CURRENT"
 BUILDING = ".building-"
@@ -109,7 +119,7 @@ class EdgeStore:
         if updates:
             self._writable()
         for pid, payload in updates:
-            self._shard.update(q.UpdateOperation.overwrite_payload([pid], payload))
+            self._shard.update(q.UpdateOperation.set_payload([pid], payload))
 
     def delete(self, ids: Sequence[str]) -> None:
         import qdrant_edge as q
@@ -176,9 +186,9 @@ class EdgeStore:
                 limit=query.limit,
                 prefetches=[
                     q.Prefetch(limit=query.candidates, query=dense, filter=condition),
-                    q.Prefetch(limit=query.candidates, query=sparse, filter=condition),
+                    q.Prefetch(limit=query.candidates, query=sparse, filter=_filter(query, min_terms=True)),
                 ],
-                query=q.Fusion.Rrf(k=60),
+                query=q.Fusion.Rrf(k=RRF_K),
                 filter=condition,
                 with_payload=True,
             )
@@ -367,13 +377,18 @@ def _schema(name: str):
     return getattr(q.PayloadSchemaType, name.capitalize())
 
 
-def _filter(query: Query):
+def _filter(query: Query, *, min_terms: bool = False):
+    """The query's filters; `min_terms`: also its minimum-should-match on BM25 terms (see vector_store)."""
     import qdrant_edge as q
 
     must = [q.FieldCondition(key=name, match=q.MatchValue(value)) for name, value in query.filters.matches()]
     if query.filters.since_day is not None:
         must.append(q.FieldCondition(key="created_day", range=q.RangeFloat(gte=query.filters.since_day)))
-    return q.Filter(must=must) if must else None
+    min_should = None
+    if min_terms:
+        terms = [q.FieldCondition(key=TERMS, match=q.MatchValue(term)) for term in query.terms]
+        min_should = q.MinShould(conditions=terms, min_count=query.min_terms)
+    return q.Filter(must=must, min_should=min_should) if must or min_should else None
 
 
 def _stored_config(path: Path) -> dict | None:

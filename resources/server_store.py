@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from resources.vector_store import DENSE, INDEXED_FIELDS, SPARSE, Match, Mode, Point, Query
+from resources.vector_store import (
+    DENSE,
+    INDEXED_FIELDS,
+    RRF_K,
+    SPARSE,
+    TERMS,
+    Match,
+    Mode,
+    Point,
+    Query,
+)
 
 SCROLL_PAGE = 1024
 UPSERT_BATCH = 256
@@ -113,9 +123,14 @@ class ServerStore:
                 self.collection,
                 prefetch=[
                     models.Prefetch(query=query.dense, using=DENSE, limit=query.candidates, filter=condition),
-                    models.Prefetch(query=sparse, using=SPARSE, limit=query.candidates, filter=condition),
+                    models.Prefetch(
+                        query=sparse,
+                        using=SPARSE,
+                        limit=query.candidates,
+                        filter=_filter(query, min_terms=True),
+                    ),
                 ],
-                query=models.FusionQuery(fusion=models.Fusion.RRF),
+                query=models.RrfQuery(rrf=models.Rrf(k=RRF_K)),
                 query_filter=condition,
                 limit=query.limit,
                 with_payload=True,
@@ -154,7 +169,8 @@ class ServerStore:
         return self._client.get_collection(self.collection).config.params
 
 
-def _filter(query: Query):
+def _filter(query: Query, *, min_terms: bool = False):
+    """The query's filters; `min_terms`: also its minimum-should-match on BM25 terms (see vector_store)."""
     from qdrant_client import models
 
     must: list = [
@@ -163,4 +179,10 @@ def _filter(query: Query):
     ]
     if query.filters.since_day is not None:
         must.append(models.FieldCondition(key="created_day", range=models.Range(gte=query.filters.since_day)))
-    return models.Filter(must=must) if must else None
+    min_should = None
+    if min_terms:
+        terms = [
+            models.FieldCondition(key=TERMS, match=models.MatchValue(value=term)) for term in query.terms
+        ]
+        min_should = models.MinShould(conditions=terms, min_count=query.min_terms)
+    return models.Filter(must=must, min_should=min_should) if must or min_should else None

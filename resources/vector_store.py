@@ -16,6 +16,9 @@ from typing import Protocol
 
 DENSE = "dense"
 SPARSE = "bm25"
+# The payload field holding a point's BM25 term ids (its sparse vector's indices), for the hybrid query's
+# minimum-should-match.
+TERMS = "terms"
 # Payload fields that filters use; both engines index them.
 INDEXED_FIELDS = {
     "source_type": "keyword",
@@ -23,10 +26,17 @@ INDEXED_FIELDS = {
     "account_id": "keyword",
     "created_day": "integer",
     "labels": "keyword",
+    TERMS: "integer",
 }
 # BM25's expected document length in tokens after stop words: captions, tweets and video titles with their
 # descriptions are short, and BM25's default (256, for web pages) would leave long documents unpenalized.
 BM25_AVG_LEN = 24.0
+# Hybrid search fuses the dense and the sparse ranking by reciprocal rank (k: the usual 60). Its sparse side only
+# brings documents holding at least this share of the query's terms (rounded down, at least one): Lucene's
+# "minimum should match". A word or two of a sentence-long query ("last night's big game") must not pull in
+# every document that shares that word; a one- or two-term query (a hashtag, a brand) is unaffected.
+RRF_K = 60
+MIN_SHOULD_MATCH = 0.75
 
 
 class Mode(StrEnum):
@@ -86,6 +96,15 @@ class Query:
     sparse: SparseVector | None = None
 
     @property
+    def terms(self) -> list[int]:
+        return sorted(set(self.sparse.indices)) if self.sparse is not None else []
+
+    @property
+    def min_terms(self) -> int:
+        """How many of the query's terms a document must hold to come from the hybrid query's sparse side."""
+        return max(1, int(MIN_SHOULD_MATCH * len(self.terms)))
+
+    @property
     def candidates(self) -> int:
         """How many each side of a hybrid query brings to the fusion: enough that a document ranked well by
         only one side still reaches the top `limit`."""
@@ -106,7 +125,7 @@ class VectorStore(Protocol):
     def upsert(self, points: Sequence[Point]) -> None: ...
 
     def set_payloads(self, updates: Sequence[tuple[str, dict]]) -> None:
-        """Replace the payload of existing points, keeping their vectors."""
+        """Set these payload fields of existing points, keeping their vectors and other fields."""
 
     def delete(self, ids: Sequence[str]) -> None: ...
 

@@ -1,5 +1,5 @@
-"""The vector_index, incremental_partition and latency bench scenarios: registration, report shape and the
-behaviour of their helpers on tiny inputs — never timings."""
+"""The vector_index, search_relevance, incremental_partition and latency bench scenarios: registration, report
+shape and the behaviour of their helpers on tiny inputs — never timings."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ import pytest
 from resources.embeddings import DIMENSION, EmbeddingModelResource
 from strata.bench import SCENARIOS, report_path, run
 from strata.bench.data import FAULTS, corpus, parseable
-from strata.bench.scenarios import incremental, latency, vector
+from strata.bench.scenarios import incremental, latency, search_relevance, vector
 
 
 def test_new_scenarios_are_registered():
-    assert {"vector_index", "incremental_partition", "latency"} <= set(SCENARIOS)
+    assert {"vector_index", "search_relevance", "incremental_partition", "latency"} <= set(SCENARIOS)
     assert SCENARIOS["vector_index"] is vector.vector_index
+    assert SCENARIOS["search_relevance"] is search_relevance.search_relevance
     assert SCENARIOS["incremental_partition"] is incremental.incremental_partition
     assert SCENARIOS["latency"] is latency.latency
 
@@ -44,6 +45,8 @@ class _FakeModel:
 
 def test_vector_index_report(own_settings, monkeypatch):
     monkeypatch.setattr(vector, "QUICK_DOCUMENTS", 80)
+    monkeypatch.setattr(vector, "LOCAL_MODE_POINTS", 30)
+    monkeypatch.setattr(vector, "TRIALS", 2)
     monkeypatch.setattr(EmbeddingModelResource, "model", lambda self: _FakeModel())
     assert (
         run(own_settings, ["vector_index"], database="bench_scenarios_test", quick=True, anchors=False) == 0
@@ -53,33 +56,114 @@ def test_vector_index_report(own_settings, monkeypatch):
     figures = scenario["figures"]
     assert set(figures) == {
         "raw model.encode",
-        "raw client.upsert",
-        "raw encode + raw upsert",
+        "raw Edge upsert",
+        "EdgeStore upsert",
+        "EdgeStore upsert (subset)",
+        "local mode upsert (subset)",
+        "raw encode + raw Edge upsert",
         "sync (full)",
         "sync (unchanged)",
-        "sync (precomputed vectors)",
     }
-    assert figures["sync (full)"]["texts"] == figures["raw model.encode"]["texts"] == 80
-    assert figures["raw client.upsert"]["texts"] == 80
-    assert figures["sync (unchanged)"]["texts"] == 0
+    counts = {name: figure["count"] for name, figure in figures.items()}
+    assert counts == {
+        "raw model.encode": 80,
+        "raw Edge upsert": 80,
+        "EdgeStore upsert": 80,
+        "EdgeStore upsert (subset)": 30,  # one point in two, capped: the same points on both engines
+        "local mode upsert (subset)": 30,
+        "raw encode + raw Edge upsert": 80,
+        "sync (full)": 80,
+        "sync (unchanged)": 0,
+    }
     assert figures["sync (unchanged)"]["unchanged"] == 80
-    assert figures["sync (precomputed vectors)"]["texts"] == 80
+    assert all(figure.get("trials") in (2, None) for figure in figures.values())
+    full = figures["sync (full)"]
+    assert 0 < full["encode_share"] <= 1 and 0 <= full["store_share"] <= 1
+    assert full["optimize_seconds"] >= 0 and full["copy_seconds"] == 0  # a fresh store: nothing to copy
     assert set(scenario["ratios"]) == {
-        "full sync/(raw encode + raw upsert)",
-        "sync encode/raw encode",
-        "sync writes (overlapped with encode)/raw upsert",
-        "sync writes/raw upsert",
+        "EdgeStore/raw Edge upsert (points/s)",
+        "Edge/local mode (upsert points/s, subset)",
+        "Edge/local mode (whole write block, subset)",
+        "full sync/(raw encode + raw Edge upsert)",
+        "sync encode/raw encode (texts/s)",
+        "sync store share/encode share",
         "unchanged re-run/full sync",
     }
     targets = {t["name"]: t for t in scenario["targets"]}
     assert set(targets) == {
-        "full sync/(raw encode + raw upsert)",
+        "full sync/(raw encode + raw Edge upsert)",
+        "sync store share/encode share",
         "texts embedded by the unchanged re-run",
         "unchanged re-run/full sync",
     }
     assert targets["texts embedded by the unchanged re-run"]["met"] is True
     assert all(isinstance(t["met"], bool) for t in targets.values())
     assert scenario["met"] == all(t["met"] for t in targets.values())
+
+
+def test_relevance_metrics_on_a_hand_checked_ranking():
+    relevant = frozenset({"a", "b", "c"})
+    ranked = ["a", "x", "b", "y"]
+    assert search_relevance.precision_at(ranked, relevant, 4) == 0.5
+    assert search_relevance.recall_at(ranked, relevant, 4) == pytest.approx(2 / 3)
+    # DCG = 1/log2(2) + 1/log2(4) = 1.5; ideal DCG puts the 3 relevant first: 1 + 1/log2(3) + 1/log2(4).
+    assert search_relevance.ndcg_at(ranked, relevant, 4) == pytest.approx(1.5 / (1.5 + 1 / np.log2(3)))
+    assert search_relevance.ndcg_at(["a", "b"], frozenset("abcdef"), 2) == 1.0  # more relevant than k
+    assert search_relevance.ndcg_at(["x", "a"], relevant, 2) == pytest.approx(
+        (1 / np.log2(3)) / (1 + 1 / np.log2(3))
+    )
+    assert search_relevance.precision_at([], relevant) == 0.0  # a search that found nothing
+
+
+def test_relevance_labels_come_from_the_generator(tmp_path: Path):
+    from strata.generate.text import TOPICS
+
+    assert set(search_relevance.TOPIC_QUERIES) == set(TOPICS)
+    tweets = search_relevance.tweet_documents(60)
+    assert len({d.key for d, _ in tweets}) == 60
+    assert all(d.source_type == "tweet" and d.network == "x" for d, _ in tweets)
+    # The planted brand is mentioned in the text, and the tweet's sentence is its topic's.
+    assert all(f"@{labels.brand}" in d.text.lower() for d, labels in tweets)
+    assert all(
+        any(thing.lower() in d.text.lower() for thing in TOPICS[labels.topic][0]) for d, labels in tweets
+    )
+
+    source = parseable(corpus(tmp_path, 1, log=lambda _: None))
+    posts = vector.documents_from_posts(source.path, 300)
+    labels = search_relevance.post_labels(source.path)
+    assert all(labels[d.key].topic in TOPICS for d in posts)
+    queries = search_relevance.labelled_queries(posts, {d.key: labels[d.key] for d in posts})
+    by_text = {q.text: q for q in queries}
+    pets = by_text[search_relevance.TOPIC_QUERIES["pets"]]
+    assert pets.relevant == {d.key for d in posts if labels[d.key].topic == "pets"}
+    tagged = by_text["#adoptdontshop"]
+    assert tagged.relevant and all("#adoptdontshop" in d.text for d in posts if d.key in tagged.relevant)
+    assert all(q.relevant for q in queries)  # terms nothing mentions are left out
+
+
+def test_search_relevance_report(own_settings, monkeypatch):
+    monkeypatch.setattr(search_relevance, "QUICK_TWEETS", 30)
+    monkeypatch.setattr(EmbeddingModelResource, "model", lambda self: _FakeModel())
+    assert (
+        run(own_settings, ["search_relevance"], database="bench_relevance_test", quick=True, anchors=False)
+        == 0
+    )
+    scenario = json.loads(report_path(own_settings).read_text())["scenarios"]["search_relevance"]
+    assert scenario["error"] is None, scenario
+    figures = scenario["figures"]
+    assert {"topics", "hashtags", "terms", "brands", "exact-term"} <= set(figures)
+    assert sum(name.startswith("topic ") for name in figures) == 12
+    assert figures["topics"]["queries"] == 12 and figures["hashtags"]["queries"] == 60
+    assert "pairs" not in figures["topics"]  # no recall@10 for topics
+    for figure in figures.values():
+        assert all(0 <= figure[f"ndcg_{mode}"] <= 1 for mode in ("dense", "sparse", "hybrid"))
+    # BM25 needs no model: "#tag" and a brand's name find the documents that carry them.
+    assert figures["hashtags"]["ndcg_sparse"] > 0.9 and figures["brands"]["ndcg_sparse"] > 0.9
+    assert figures["exact-term"]["pairs"] > 0 and 0 < figures["exact-term"]["recall_ceiling"] <= 1
+    assert [t["name"] for t in scenario["targets"]] == [
+        "topics: hybrid − dense nDCG@10, worst topic",
+        "exact-term queries: hybrid/dense mean nDCG@10",
+    ]
 
 
 def test_incremental_lands_history_then_only_the_new_day(tmp_path: Path, monkeypatch):
@@ -123,7 +207,9 @@ def test_latency_follows_the_graph_from_bronze_posts_to_gold():
     assert latency._gold_downstream(downstream) == ["gold/a", "gold/b"]
 
 
-@pytest.mark.parametrize("name", ["vector_index", "incremental_partition", "latency", "first_refresh"])
+@pytest.mark.parametrize(
+    "name", ["vector_index", "search_relevance", "incremental_partition", "latency", "first_refresh"]
+)
 def test_scenario_modules_document_their_measurement(name):
     doc = SCENARIOS[name].__module__
     module = __import__(doc, fromlist=["__doc__"])

@@ -168,9 +168,13 @@ def state(warehouse: str, qdrant: Path) -> dict:
                 ).format(kept, name)
             ).fetchone()[0]
     from resources import QdrantResource
+    from resources.qdrant import QdrantUnavailableError
 
-    with QdrantResource(url=qdrant.as_uri()).reader("content_index") as store:
-        found["qdrant"] = sorted((pid, payload["content_hash"]) for pid, payload in store.payloads().items())
+    try:
+        with QdrantResource(url=qdrant.as_uri()).reader("content_index") as store:
+            found["qdrant"] = sorted((pid, payload["content_hash"]) for pid, payload in store.payloads().items())
+    except QdrantUnavailableError:  # no index published yet
+        found["qdrant"] = []
     return found
 
 
@@ -243,7 +247,8 @@ def test_a_demo_killed_inside_each_phase_that_holds_something_then_run_again_end
 
     # Every run after a kill found the run the kill left behind and failed it before building.
     assert [text.count("recovered: run ") for text in killed["outputs"]] == [1, 1, 1]
-    assert len(killed["partial"]) < len(reference["qdrant"])
+    # The sync killed during the first build published nothing: readers never saw a partial index.
+    assert killed["partial"] == [] and reference["qdrant"]
     assert killed["state"] == reference
     for section in ("== rows per layer ==", "== checks ==", "== freshness ==", "== hybrid search"):
         assert section in final

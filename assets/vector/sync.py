@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
-from resources.vector_store import Point, VectorStore, bm25_document
+from resources.vector_store import TERMS, Point, VectorStore, bm25_document
 
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://strata.example/vector/content_index")
 
@@ -97,6 +97,9 @@ def sync(
         result.documents += 1
         payload = document.payload(model_name, model_version)
         stored = existing.get(pid)
+        if stored is not None:
+            # The terms follow the text, which the content hash already compares.
+            stored = {name: value for name, value in stored.items() if name != TERMS}
         if (
             stored is None
             or stored.get("content_hash") != payload["content_hash"]
@@ -134,15 +137,11 @@ def _embed_and_upsert(
             started = time.perf_counter()
             vectors = encode([document.text for _, document in batch])
             result.encode_s += time.perf_counter() - started
-            points = [
-                Point(
-                    id=pid,
-                    dense=vector.tolist(),
-                    sparse=bm25_document(document.text),
-                    payload=document.payload(model_name, model_version),
-                )
-                for (pid, document), vector in zip(batch, vectors, strict=True)
-            ]
+            points = []
+            for (pid, document), vector in zip(batch, vectors, strict=True):
+                sparse = bm25_document(document.text)
+                payload = {**document.payload(model_name, model_version), TERMS: sorted(set(sparse.indices))}
+                points.append(Point(id=pid, dense=vector.tolist(), sparse=sparse, payload=payload))
             started = time.perf_counter()
             if pending:
                 pending.result()

@@ -26,6 +26,7 @@ from strata.bench.scenarios.incremental import incremental_partition
 from strata.bench.scenarios.landing_backlog import landing_backlog
 from strata.bench.scenarios.latency import latency
 from strata.bench.scenarios.run_recovery import run_recovery
+from strata.bench.scenarios.search_relevance import search_relevance
 from strata.bench.scenarios.vector import vector_index
 from strata.config import Settings
 
@@ -36,6 +37,7 @@ SCENARIOS: dict[str, Callable[[BenchContext], ScenarioResult]] = {
     "bronze_load": bronze_load,
     "bronze_memory": bronze_memory,
     "vector_index": vector_index,
+    "search_relevance": search_relevance,
     "incremental_partition": incremental_partition,
     "latency": latency,
     "landing_backlog": landing_backlog,

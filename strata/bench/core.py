@@ -30,11 +30,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass
 class Target:
-    """`value` (a figure or a ratio) must be ≥ or ≤ `bound`."""
+    """`value` (a figure or a ratio) must be ≥, > or ≤ `bound`."""
 
     name: str
     value: float | None
-    op: str  # ">=" or "<="
+    op: str  # ">=", ">" or "<="
     bound: float
     unit: str = ""
 
@@ -42,6 +42,8 @@ class Target:
     def met(self) -> bool:
         if self.value is None:
             return False
+        if self.op == ">":
+            return self.value > self.bound
         return self.value >= self.bound if self.op == ">=" else self.value <= self.bound
 
     def text(self) -> str:
