@@ -208,7 +208,7 @@ def _sync(folder: Path, documents: list, embedder) -> tuple[object, float, dict]
 def vector_index(ctx: BenchContext) -> ScenarioResult:
     from resources.edge_store import UPSERT_BATCH
     from resources.embeddings import EmbeddingModelResource
-    from resources.vector_store import Point, bm25_document
+    from resources.vector_store import TERMS, Point, bm25_document
 
     result = ScenarioResult(
         "vector_index",
@@ -269,15 +269,14 @@ def vector_index(ctx: BenchContext) -> ScenarioResult:
                 )
             timed("encode", time.perf_counter() - started)
             if not points:
-                points = [
-                    Point(
-                        id=d.point_id,
-                        dense=v.tolist(),
-                        sparse=bm25_document(d.text),
-                        payload=d.payload(embedder.model_name, embedder.model_version),
-                    )
-                    for d, v in zip(documents, vectors, strict=True)
-                ]
+                # The points as the sync builds them: its payload plus the BM25 term ids.
+                for d, v in zip(documents, vectors, strict=True):
+                    sparse = bm25_document(d.text)
+                    payload = {
+                        **d.payload(embedder.model_name, embedder.model_version),
+                        TERMS: sorted(set(sparse.indices)),
+                    }
+                    points.append(Point(id=d.point_id, dense=v.tolist(), sparse=sparse, payload=payload))
                 subset = points[:: max(1, len(points) // LOCAL_MODE_POINTS)][:LOCAL_MODE_POINTS]
 
             ctx.log(
