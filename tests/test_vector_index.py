@@ -391,3 +391,14 @@ def test_strata_search_prints_ranked_json_results(index):
     assert {hit["network"] for hit in document["results"]} == {"youtube"}
     assert {tuple(hit["labels"]) for hit in document["results"]} == {("plate",)}
     assert document["results"][0]["score"] >= document["results"][-1]["score"]
+
+
+def test_the_hybrid_sparse_side_needs_three_quarters_of_the_query_terms_rounded_down():
+    from resources.vector_store import Filters, Mode, Query, SparseVector
+
+    def needed(terms: int) -> int:
+        sparse = SparseVector(list(range(terms)), [1.0] * terms)
+        return Query(Mode.HYBRID, 10, Filters(), sparse=sparse).min_terms
+
+    # A hashtag or a brand of two words needs one term; a sentence of six needs four.
+    assert [needed(n) for n in range(1, 7)] == [1, 1, 2, 3, 3, 4]
