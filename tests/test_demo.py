@@ -172,7 +172,9 @@ def state(warehouse: str, qdrant: Path) -> dict:
 
     try:
         with QdrantResource(url=qdrant.as_uri()).reader("content_index") as store:
-            found["qdrant"] = sorted((pid, payload["content_hash"]) for pid, payload in store.payloads().items())
+            found["qdrant"] = sorted(
+                (pid, payload["content_hash"]) for pid, payload in store.payloads().items()
+            )
     except QdrantUnavailableError:  # no index published yet
         found["qdrant"] = []
     return found
