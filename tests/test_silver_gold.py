@@ -7,10 +7,11 @@ partitioning over the whole partition range (single-run backfill: the range beco
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from collections import defaultdict
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -75,7 +76,8 @@ def test_every_dbt_test_is_an_asset_check_and_passes(pipeline: Pipeline):
 
 def test_unit_tests_of_the_tricky_logic_and_every_gold_kpi_pass(built, warehouse):
     """dbt unit tests (hand-computed fixtures): count parsing, key drift, dedup order, media typing, CDC
-    application (a reload among it), SCD2, completion capping, and the arithmetic of every gold mart."""
+    application (a reload among it), SCD2 and its inferred members, completion capping, and the arithmetic of every
+    gold mart."""
     with scoped_environ(dbt_env(warehouse.url, SALT)):
         invocation = built["resources"]["dbt"].cli(
             ["test", "--select", "test_type:unit"], raise_on_error=False
@@ -85,7 +87,7 @@ def test_unit_tests_of_the_tricky_logic_and_every_gold_kpi_pass(built, warehouse
     statuses = {r["unique_id"].rsplit(".", 1)[-1]: r["status"] for r in results}
     assert statuses and set(statuses.values()) == {"pass"}, statuses
     models = {name.split("_")[0] for name in statuses}
-    assert len(statuses) == 16 and {"posts", "brands", "accounts", "post", "creator"} <= models
+    assert len(statuses) == 17 and {"posts", "brands", "accounts", "post", "creator"} <= models
 
 
 def test_partitions_line_up_with_bronze_and_automation_follows_the_layer(transform):
@@ -610,3 +612,86 @@ def test_visual_topics_rank_each_network_and_days_labels_by_the_interactions_of_
         warehouse, "SELECT label, count(*) FROM silver.content_documents, unnest(labels) AS label GROUP BY 1"
     )
     assert dict(with_label) == expect["posts_by_label"]
+
+
+def test_posts_of_an_account_no_snapshot_shows_yet_reach_gold_under_an_inferred_member_then_its_own(
+    built, warehouse
+):
+    """Late-arriving dimension: two posts name an account before any accounts snapshot does. Nothing stops: silver
+    and gold take the posts, accounts holds an inferred member (a WARN check counts it); when the account's
+    snapshot lands, the member becomes the account the snapshot describes, and gold keeps the posts under it."""
+    landing = Path(built["resources"]["landing"].root)
+    key, account = "2026-11-04|x", "x_late_account"
+    posts = [
+        {
+            "post_id": f"x_late_{number}",
+            "network": "x",
+            "account_id": account,
+            "created_at": "2026-11-04T10:00:00Z",
+            "text": "Our new season kit is here #matchday",
+            "hashtags": ["matchday"],
+            "media_count": 0,
+            "media": [],
+            "scraped_at": scraped,
+            "like_count": likes,
+            "comment_count": 1,
+            "retweet_count": 2,
+            "view_count": 100,
+        }
+        for number, scraped, likes in ((1, "2026-11-05T08:00:00Z", 5), (2, "2026-11-05T07:00:00Z", 7))
+    ]
+    posts_file = landing / "social/posts/network=x/date=2026-11-04/late-account.jsonl"
+    posts_file.parent.mkdir(parents=True, exist_ok=True)
+    posts_file.write_text("".join(json.dumps(post) + "\n" for post in posts))
+    resources = built["resources"]
+    partitioned, unpartitioned = built["assets"]["dbt_date_network"], built["assets"]["dbt_unpartitioned"]
+
+    def accounts_checks() -> dict[str, tuple[bool, str]]:
+        result = dg.materialize([unpartitioned], resources=resources, raise_on_error=False)
+        assert result.success
+        return {
+            e.check_name: (e.passed, e.severity.value)
+            for e in result.get_asset_check_evaluations()
+            if e.asset_key == dg.AssetKey(["silver", "accounts"])
+        }
+
+    def account_row() -> tuple:
+        return _rows(
+            warehouse,
+            "SELECT is_inferred, network, handle, followers, version_number, valid_from::text, is_current, "
+            "first_seen_at FROM silver.accounts WHERE account_id = %s",
+            (account,),
+        )
+
+    def gold_row() -> list[tuple]:
+        return _rows(
+            warehouse,
+            "SELECT posts, likes, comments, shares, views FROM gold.account_daily_engagement "
+            "WHERE post_date = '2026-11-04' AND network = 'x' AND account_id = %s",
+            (account,),
+        )
+
+    dg.materialize([BRONZE["social_posts"]], partition_key=key, resources=resources)
+    facts = dg.materialize([partitioned], partition_key=key, resources=resources, raise_on_error=False)
+    before_snapshot = accounts_checks()
+    inferred, gold_inferred = account_row(), gold_row()
+
+    snapshot = landing / "social/accounts/date=2026-11-07/late-account.csv"
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    snapshot.write_text(
+        "account_id,network,handle,display_name,category,followers,following,created_at\n"
+        f"{account},x,late.account,Late Account,sports,321,12,2026-10-01T00:00:00Z\n"
+    )
+    dg.materialize([BRONZE["social_accounts"]], partition_key="2026-11-07", resources=resources)
+    after_snapshot = accounts_checks()
+
+    assert facts.success and [e for e in facts.get_asset_check_evaluations() if not e.passed] == []
+    assert inferred == [(True, "x", None, None, 0, "2026-11-05", True, datetime(2026, 11, 5, 7, tzinfo=UTC))]
+    assert gold_inferred == [(2, 12, 2, 4, 200)]
+    assert before_snapshot["accounts_inferred_from_posts"] == (False, "WARN")
+    assert {name: passed for name, (passed, _) in before_snapshot.items() if not passed} == {
+        "accounts_inferred_from_posts": False
+    }
+    assert account_row() == [(False, "x", "late.account", 321, 1, "2026-11-07", True, None)]
+    assert gold_row() == gold_inferred
+    assert all(passed for passed, _ in after_snapshot.values())

@@ -113,8 +113,9 @@ def _build(
     # Unit tests check the SQL, not the data: they run in the test suite, not on every build.
     args = ["build", "--exclude-resource-type", "unit_test"]
     if partitioning == "none":
-        # Relationship tests of partitioned facts point at unpartitioned dimensions (posts → accounts); dbt's
-        # eager selection would pick them up here, before their fact is built. They run with their fact.
+        # Relationship tests of partitioned facts point at unpartitioned dimensions (video_sessions →
+        # video_users); dbt's eager selection would pick them up here, before their fact is built. They run with
+        # their fact.
         args += ["--exclude", PARTITIONED_SELECTION]
     if config.full_refresh:
         args.append("--full-refresh")

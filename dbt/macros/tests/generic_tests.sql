@@ -25,3 +25,15 @@
     group by {{ columns | join(', ') }}
     having count(*) > 1
 {% endtest %}
+
+{#- Keys of `keys_of`.`field` that the model's `column_name` lacks: the model is the dimension every one of them
+    must find (dbt's relationships test seen from the dimension, so it runs when the dimension is built). -#}
+{% test holds_every_key_of(model, column_name, keys_of, field) %}
+    select distinct keys.{{ field }} as missing_key
+    from {{ keys_of }} as keys
+    where
+        keys.{{ field }} is not null
+        and not exists (
+            select from {{ model }} as dimension where dimension.{{ column_name }} = keys.{{ field }}
+        )
+{% endtest %}
