@@ -34,6 +34,7 @@
     where
         keys.{{ field }} is not null
         and not exists (
-            select from {{ model }} as dimension where dimension.{{ column_name }} = keys.{{ field }}
+            select from {{ model }} as dimension
+            where dimension.{{ column_name }} = keys.{{ field }}
         )
 {% endtest %}

@@ -91,7 +91,8 @@ inferred as (
     where
         posts.account_id is not null
         and not exists (
-            select from snapshot_rows where snapshot_rows.account_id = posts.account_id
+            select from snapshot_rows
+            where snapshot_rows.account_id = posts.account_id
         )
     group by posts.account_id
 )
