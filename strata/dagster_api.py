@@ -129,13 +129,15 @@ def cron_repeats(runs: list[dict]) -> list[dict]:
 
 def built_from_landed_data(keys: list[str]) -> list[str]:
     """Of `keys`, the assets a landed drop builds: not the observability assets (the check history and dashboard
-    follow check outcomes, the source freshness runs on its cron)."""
+    follow check outcomes, the source freshness runs on its cron), nor those that may stay empty (a pulled
+    source's bronze waits for an extraction no drop holds)."""
+    from assets.conventions import MAY_STAY_EMPTY
     from strata.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    observability = {
+    not_from_the_drop = {
         key.to_user_string()
         for key in graph.materializable_asset_keys
-        if graph.get(key).group_name == "observability"
+        if graph.get(key).group_name == "observability" or MAY_STAY_EMPTY in graph.get(key).tags
     }
-    return [key for key in keys if key not in observability]
+    return [key for key in keys if key not in not_from_the_drop]
