@@ -237,7 +237,12 @@ def test_api_extraction_pulls_every_served_tweet_into_bronze(own_settings):
 def test_the_settle_benches_wait_for_what_a_drop_builds_not_for_a_pulled_source_or_observability():
     from strata.dagster_api import built_from_landed_data
 
-    keys = ["bronze/social_posts", "bronze/x_recent_search", "gold/data_quality_dashboard", "vector/content_index"]
+    keys = [
+        "bronze/social_posts",
+        "bronze/x_recent_search",
+        "gold/data_quality_dashboard",
+        "vector/content_index",
+    ]
 
     # bronze/x_recent_search waits for an extraction (no drop holds one); the dashboard follows check outcomes.
     assert built_from_landed_data(keys) == ["bronze/social_posts", "vector/content_index"]
