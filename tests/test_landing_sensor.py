@@ -44,9 +44,15 @@ POSTS_CHAIN = {
     "gold/creator_leaderboard",
     "gold/post_media_quality",
 }
-# The unpartitioned models after them (the labels' silver joins the posts' media, the visual topics their
-# engagement) and the vector index.
-TAIL = {"silver/image_labels", "gold/visual_topics_daily", "silver/content_documents", "vector/content_index"}
+# The unpartitioned models after them (accounts infers the accounts posts name before their snapshot, the labels'
+# silver joins the posts' media, the visual topics their engagement) and the vector index.
+TAIL = {
+    "silver/accounts",
+    "silver/image_labels",
+    "gold/visual_topics_daily",
+    "silver/content_documents",
+    "vector/content_index",
+}
 
 
 def selection(request: dg.RunRequest) -> set[str]:
