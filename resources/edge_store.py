@@ -83,12 +83,9 @@ class EdgeStore:
     def ensure(self, dimension: int) -> bool:
         if self._shard is not None and self.dimension() == dimension and _has_sparse(self.path):
             return False
-        import qdrant_edge as q
 
         self._writable(keep=False)
-        self._shard = q.EdgeShard.create(str(self.path), _config(dimension))
-        for name, schema in INDEXED_FIELDS.items():
-            self._shard.update(q.UpdateOperation.create_field_index(name, _schema(schema)))
+        self._shard = create_shard(self.path, dimension)
         return True
 
     def upsert(self, points: Sequence[Point]) -> None:
@@ -99,17 +96,7 @@ class EdgeStore:
         self._writable()
         # Flushed before returning: a sync killed after this call keeps these points (see `EdgeCollection.writer`).
         for start in range(0, len(points), UPSERT_BATCH):
-            batch = [
-                q.Point(
-                    id=point.id,
-                    vector={
-                        DENSE: point.dense,
-                        SPARSE: q.SparseVector(point.sparse.indices, point.sparse.values),
-                    },
-                    payload=point.payload,
-                )
-                for point in points[start : start + UPSERT_BATCH]
-            ]
+            batch = [edge_point(point) for point in points[start : start + UPSERT_BATCH]]
             self._shard.update(q.UpdateOperation.upsert_points(batch))
         self._shard.flush()
 
@@ -359,22 +346,35 @@ class EdgeCollection:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _config(dimension: int):
+def create_shard(path: Path, dimension: int):
+    """A new empty shard at `path` with the collection's layout (resources/vector_store.py) and payload indexes."""
     import qdrant_edge as q
 
     # No WAL: a shard becomes durable at flush, before it is published, and a shard without one can be opened by
     # several processes at once.
-    return q.EdgeConfig(
-        vectors={DENSE: q.EdgeVectorParams(size=dimension, distance=q.Distance.Cosine)},
-        sparse_vectors={SPARSE: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
-        wal_enabled=False,
+    shard = q.EdgeShard.create(
+        str(path),
+        q.EdgeConfig(
+            vectors={DENSE: q.EdgeVectorParams(size=dimension, distance=q.Distance.Cosine)},
+            sparse_vectors={SPARSE: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
+            wal_enabled=False,
+        ),
     )
+    for name, schema in INDEXED_FIELDS.items():
+        shard.update(
+            q.UpdateOperation.create_field_index(name, getattr(q.PayloadSchemaType, schema.capitalize()))
+        )
+    return shard
 
 
-def _schema(name: str):
+def edge_point(point: Point):
     import qdrant_edge as q
 
-    return getattr(q.PayloadSchemaType, name.capitalize())
+    return q.Point(
+        id=point.id,
+        vector={DENSE: point.dense, SPARSE: q.SparseVector(point.sparse.indices, point.sparse.values)},
+        payload=point.payload,
+    )
 
 
 def _filter(query: Query, *, min_terms: bool = False):

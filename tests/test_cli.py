@@ -145,8 +145,9 @@ def test_generate_serve_api_serves_the_drops_tweets_behind_the_token_until_inter
 
 
 def test_search_prints_ranked_results_in_plain_text_and_as_json(home):
+    from assets.vector.content_index import sync_documents
     from assets.vector.search import COLLECTION
-    from assets.vector.sync import Document, sync
+    from assets.vector.sync import Document
     from resources import EmbeddingModelResource, QdrantResource
 
     embedder = EmbeddingModelResource()
@@ -170,15 +171,7 @@ def test_search_prints_ranked_results_in_plain_text_and_as_json(home):
     env = isolated_env(home, dagster=False)
     before = strata(env, "search", "cute cat")
     with QdrantResource(url=(home / "qdrant").as_uri()).writer(COLLECTION) as store:
-        sync(
-            store,
-            documents,
-            encode=embedder.encode,
-            dimension=embedder.dimension,
-            model_name=embedder.model_name,
-            model_version=embedder.model_version,
-            texts_per_call=embedder.texts_per_call,
-        )
+        sync_documents(store, documents, embedder)
 
     plain = strata(env, "search", "cute cat", "--limit", "2")
     filtered = strata(env, "search", "cute cat", "--network", "youtube", "--since", "2026-11-01", "--json")

@@ -5,7 +5,7 @@ payload). One sync writes a collection at a time: the asset holds the pool `qdra
 index as published (resources/qdrant.py), so they need no pool and never wait for a sync.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import dagster as dg
 import psycopg
@@ -33,6 +33,27 @@ def read_documents(conn: psycopg.Connection) -> Iterator[Document]:
             yield Document(*columns, labels=tuple(labels or ()))
 
 
+def sync_documents(
+    store: VectorStore,
+    documents: Iterable[Document],
+    embedder: EmbeddingModelResource,
+    *,
+    model_version: str | None = None,
+    log=lambda message: None,
+) -> SyncResult:
+    """Sync the store's collection to `documents` with the embedder's model (or another version of it)."""
+    return sync(
+        store,
+        documents,
+        encode=embedder.encode,
+        dimension=embedder.dimension,
+        model_name=embedder.model_name,
+        model_version=model_version or embedder.model_version,
+        texts_per_call=embedder.texts_per_call,
+        log=log,
+    )
+
+
 def sync_index(
     conn: psycopg.Connection,
     store: VectorStore,
@@ -41,17 +62,8 @@ def sync_index(
     model_version: str | None = None,
     log=lambda message: None,
 ) -> SyncResult:
-    """Sync the store's collection to silver.content_documents with the embedder's model (or another version)."""
-    return sync(
-        store,
-        read_documents(conn),
-        encode=embedder.encode,
-        dimension=embedder.dimension,
-        model_name=embedder.model_name,
-        model_version=model_version or embedder.model_version,
-        texts_per_call=embedder.texts_per_call,
-        log=log,
-    )
+    """Sync the store's collection to silver.content_documents."""
+    return sync_documents(store, read_documents(conn), embedder, model_version=model_version, log=log)
 
 
 @dg.asset(

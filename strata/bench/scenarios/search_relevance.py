@@ -198,7 +198,7 @@ def labelled_queries(documents: Sequence, labels: dict[str, Labels]) -> list[Lab
 
 
 def search_relevance(ctx: BenchContext) -> ScenarioResult:
-    from assets.vector.sync import sync
+    from assets.vector.content_index import sync_documents
     from resources.embeddings import EmbeddingModelResource
     from resources.qdrant import QdrantResource
     from resources.vector_store import MIN_SHOULD_MATCH, RRF_K, Filters, Mode, Query, bm25_query
@@ -235,15 +235,7 @@ def search_relevance(ctx: BenchContext) -> ScenarioResult:
     try:
         started = time.perf_counter()
         with qdrant.writer(COLLECTION, log=ctx.log) as store:
-            synced = sync(
-                store,
-                documents,
-                encode=embedder.encode,
-                dimension=embedder.dimension,
-                model_name=embedder.model_name,
-                model_version=embedder.model_version,
-                texts_per_call=embedder.texts_per_call,
-            )
+            synced = sync_documents(store, documents, embedder)
         index_s = time.perf_counter() - started
         ctx.log(f"search_relevance: indexed {synced.embedded:,} documents in {index_s:.1f} s; querying")
 

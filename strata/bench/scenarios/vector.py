@@ -105,36 +105,14 @@ def _raw_edge_upsert(folder: Path, points: list, dimension: int) -> float:
     `qdrant_edge.Point`s is timed: that is where Edge takes in the Python vectors and payloads, half its cost."""
     import qdrant_edge as q
 
-    from resources.edge_store import UPSERT_BATCH
-    from resources.vector_store import DENSE, INDEXED_FIELDS, SPARSE
+    from resources.edge_store import UPSERT_BATCH, create_shard, edge_point
 
     shutil.rmtree(folder, ignore_errors=True)
-    shard = q.EdgeShard.create(
-        str(folder),
-        q.EdgeConfig(
-            vectors={DENSE: q.EdgeVectorParams(size=dimension, distance=q.Distance.Cosine)},
-            sparse_vectors={SPARSE: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
-            wal_enabled=False,
-        ),
-    )
+    shard = create_shard(folder, dimension)
     try:
-        for name, schema in INDEXED_FIELDS.items():
-            shard.update(
-                q.UpdateOperation.create_field_index(name, getattr(q.PayloadSchemaType, schema.capitalize()))
-            )
         started = time.perf_counter()
         for start in range(0, len(points), UPSERT_BATCH):
-            batch = [
-                q.Point(
-                    id=point.id,
-                    vector={
-                        DENSE: point.dense,
-                        SPARSE: q.SparseVector(point.sparse.indices, point.sparse.values),
-                    },
-                    payload=point.payload,
-                )
-                for point in points[start : start + UPSERT_BATCH]
-            ]
+            batch = [edge_point(point) for point in points[start : start + UPSERT_BATCH]]
             shard.update(q.UpdateOperation.upsert_points(batch))
         shard.flush()
         return time.perf_counter() - started
@@ -188,20 +166,12 @@ def _local_mode_upsert(folder: Path, points: list, dimension: int) -> tuple[floa
 
 def _sync(folder: Path, documents: list, embedder) -> tuple[object, float, dict]:
     """(SyncResult, seconds of the whole writer block, the store's description after it) of Strata's sync."""
-    from assets.vector.sync import sync
+    from assets.vector.content_index import sync_documents
     from resources.qdrant import QdrantResource
 
     started = time.perf_counter()
     with QdrantResource(url=folder.as_uri()).writer(COLLECTION) as store:
-        result = sync(
-            store,
-            documents,
-            encode=embedder.encode,
-            dimension=embedder.dimension,
-            model_name=embedder.model_name,
-            model_version=embedder.model_version,
-            texts_per_call=embedder.texts_per_call,
-        )
+        result = sync_documents(store, documents, embedder)
     return result, time.perf_counter() - started, store.describe()
 
 
