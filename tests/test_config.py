@@ -104,7 +104,13 @@ def test_the_code_location_takes_partitions_freshness_and_retries_from_the_setti
     }
     # Every asset of every layer has a freshness policy: the configured default, or its own for the data that
     # comes once a day (a source's entry, a dbt model's meta.dagster.freshness).
-    daily = {"bronze/social_accounts", "bronze/dmap_ad_spend", "silver/accounts", "silver/ad_spend"}
+    daily = {
+        "bronze/social_accounts",
+        "bronze/dmap_ad_spend",
+        "silver/account_snapshots",
+        "silver/accounts",
+        "silver/ad_spend",
+    }
     assert {key: window for key, window in windows.items() if window != (2, 6)} == dict.fromkeys(
         daily, (26, 50)
     )

@@ -87,7 +87,7 @@ def test_unit_tests_of_the_tricky_logic_and_every_gold_kpi_pass(built, warehouse
     statuses = {r["unique_id"].rsplit(".", 1)[-1]: r["status"] for r in results}
     assert statuses and set(statuses.values()) == {"pass"}, statuses
     models = {name.split("_")[0] for name in statuses}
-    assert len(statuses) == 17 and {"posts", "brands", "accounts", "post", "creator"} <= models
+    assert len(statuses) == 18 and {"posts", "brands", "accounts", "account", "post", "creator"} <= models
 
 
 def test_partitions_line_up_with_bronze_and_automation_follows_the_layer(transform):
@@ -695,3 +695,115 @@ def test_posts_of_an_account_no_snapshot_shows_yet_reach_gold_under_an_inferred_
     assert account_row() == [(False, "x", "late.account", 321, 1, "2026-11-07", True, None)]
     assert gold_row() == gold_inferred
     assert all(passed for passed, _ in after_snapshot.values())
+
+
+# -- row rules (meta.row_rules: macros/row_rules.sql) ---------------------------------------------------------
+
+
+def _materialization_metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key]
+    return {name: value.value for name, value in event.materialization.metadata.items()}
+
+
+def test_account_rows_breaking_a_drop_rule_are_set_aside_with_their_rule_and_the_rest_is_built(
+    built, warehouse
+):
+    """A sender's accounts CSV holds free text in `network` for two accounts and an unreadable follower count for a
+    third. The two never become accounts: they are in dq_failures.account_snapshots under network_is_known with
+    their load and file; the third is kept and warned about; every check passes and the materialization counts
+    each rule. A rebuild records the same verdicts once, not twice."""
+    landing = Path(built["resources"]["landing"].root)
+    bad = landing / "social/accounts/date=2026-11-06/partner-upload.csv"
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    bad.write_text(
+        "account_id,network,handle,display_name,category,followers,following,created_at\n"
+        "x_free_text_1,Insta gram,free.one,Free One,music,10,1,2026-10-01T00:00:00Z\n"
+        "x_free_text_2,see bio!!,free.two,Free Two,music,20,1,2026-10-01T00:00:00Z\n"
+        "x_unknown_followers,x,unknown.f,Unknown F,music,lots,1,2026-10-01T00:00:00Z\n"
+    )
+    resources = built["resources"]
+    loaded = dg.materialize([BRONZE["social_accounts"]], partition_key="2026-11-06", resources=resources)
+    ((load_id,),) = _rows(
+        warehouse, "SELECT load_id FROM ledger.loads WHERE path LIKE %s", ("%partner-upload.csv",)
+    )
+    first = dg.materialize([built["assets"]["dbt_unpartitioned"]], resources=resources, raise_on_error=False)
+    second = dg.materialize([built["assets"]["dbt_unpartitioned"]], resources=resources, raise_on_error=False)
+
+    dropped = _rows(
+        warehouse,
+        """SELECT rule, action, load_id, "row" ->> 'account_id', "row" ->> 'network', "row" ->> 'source_file'
+           FROM dq_failures.account_snapshots WHERE action = 'drop' ORDER BY 4""",
+    )
+    warned = _rows(
+        warehouse,
+        """SELECT "row" ->> 'account_id', ("row" ->> 'snapshot_date')::date FROM dq_failures.account_snapshots
+           WHERE rule = 'followers_parsed' AND action = 'warn' ORDER BY 1, 2""",
+    )
+    unparsed = _rows(
+        warehouse,
+        "SELECT account_id, snapshot_date FROM silver.account_snapshots WHERE followers IS NULL ORDER BY 1, 2",
+    )
+    in_silver = _rows(
+        warehouse,
+        """SELECT DISTINCT account_id FROM silver.accounts
+           WHERE account_id IN ('x_free_text_1', 'x_free_text_2', 'x_unknown_followers')
+           UNION SELECT account_id FROM silver.account_snapshots
+           WHERE account_id IN ('x_free_text_1', 'x_free_text_2')""",
+    )
+    path = "social/accounts/date=2026-11-06/partner-upload.csv"
+
+    assert loaded.success and first.success and second.success
+    assert [
+        e.check_name
+        for e in second.get_asset_check_evaluations()
+        if not e.passed and e.severity.value == "ERROR"
+    ] == []
+    assert dropped == [
+        ("network_is_known", "drop", load_id, "x_free_text_1", "Insta gram", path),
+        ("network_is_known", "drop", load_id, "x_free_text_2", "see bio!!", path),
+    ]
+    assert ("x_unknown_followers", date(2026, 11, 6)) in warned and warned == unparsed
+    assert in_silver == [("x_unknown_followers",)]
+    metadata = _materialization_metadata(second, "silver/account_snapshots")
+    assert {name: value for name, value in metadata.items() if "rule" in name} == {
+        "row_rules/network_is_known (drop)": 2,
+        "row_rules/followers_parsed (warn)": len(unparsed),
+        "rows_dropped_by_rules": 2,
+        "row_rules_table": "dq_failures.account_snapshots",
+    }
+
+
+def test_a_post_breaking_a_fail_rule_fails_its_build_and_leaves_the_partition_as_it_was(built, warehouse):
+    """A post without its id reaches bronze (as a broken loader would write it): the fail rule post_id_present
+    stops the build of silver/posts for that partition, naming the rule; the partition keeps its previous rows.
+    Once the row is gone, the partition builds again."""
+    key = "2026-11-02|youtube"
+    partitioned = built["assets"]["dbt_date_network"]
+    posts = "SELECT md5(string_agg(p::text, '|' ORDER BY p::text)) FROM silver.posts p WHERE post_date = '2026-11-02' AND network = 'youtube'"
+    before = _rows(warehouse, posts)
+    with warehouse.connect() as conn:
+        conn.execute(
+            """INSERT INTO bronze.social_posts (partition_date, partition_network, post_id, network, account_id,
+                                                 created_at, scraped_at, load_id, source_file, record_number,
+                                                 record_hash, raw)
+               SELECT partition_date, partition_network, NULL, network, account_id, created_at, scraped_at,
+                      load_id, source_file, -1, record_hash, raw - 'post_id'
+               FROM bronze.social_posts WHERE partition_date = '2026-11-02' AND partition_network = 'youtube'
+               LIMIT 1"""
+        )
+    broken = dg.materialize(
+        [partitioned], partition_key=key, resources=built["resources"], raise_on_error=False
+    )
+    after = _rows(warehouse, posts)
+    with warehouse.connect() as conn:
+        conn.execute("DELETE FROM bronze.social_posts WHERE record_number = -1")
+    mended = dg.materialize(
+        [partitioned], partition_key=key, resources=built["resources"], raise_on_error=False
+    )
+
+    (failure,) = broken.get_step_failure_events()
+    assert "row rule post_id_present (fail) of posts: 1 rows break it (post_id is not null)" in (
+        failure.step_failure_data.error.to_string()
+    )
+    assert after == before
+    assert mended.success

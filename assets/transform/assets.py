@@ -29,12 +29,12 @@ from assets.bronze.tables import ensure_never_loaded
 from assets.partitions import PARTITIONINGS, PARTITIONS_DEFS, Partitioning, window
 from assets.transform.env import dbt_env
 from assets.transform.project import dbt_project, publish_partial_parse, reuse_partial_parse
+from assets.transform.row_rules import FAILURES_SCHEMA, row_rule_metadata
 from assets.transform.translator import StrataDbtTranslator
 from resources import PostgresResource
 from resources.postgres import serialized_ddl
 
 TRANSLATOR = StrataDbtTranslator()
-FAILURES_SCHEMA = "dq_failures"
 PARTITIONED_SELECTION = "config.meta.dagster.partitioning:date_network config.meta.dagster.partitioning:daily"
 
 
@@ -110,6 +110,8 @@ def _build(
     # dagster-dbt points dbt's file log into the invocation's target folder, removed after the build (the events
     # are in Dagster's log): written at debug level, it was CPU spent for nobody.
     environment["DBT_LOG_LEVEL_FILE"] = "none"
+    # Row rules mark what they set aside with the build (macros/row_rules.sql), read back for the metadata.
+    build_id = environment["STRATA_DBT_BUILD_ID"] = uuid.uuid4().hex
     # Unit tests check the SQL, not the data: they run in the test suite, not on every build.
     args = ["build", "--exclude-resource-type", "unit_test"]
     if partitioning == "none":
@@ -141,16 +143,17 @@ def _build(
     try:
         with postgres.connect(autocommit=True) as conn:
             for event in invocation.stream():
-                yield with_table_metadata(conn, invocation.manifest, event)
+                yield with_table_metadata(conn, invocation.manifest, event, build_id)
         publish_partial_parse(invocation.target_path, environment)
     finally:
         # Each invocation writes its own target folder; its events are in Dagster's log already.
         shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 
-def with_table_metadata(conn: psycopg.Connection, manifest: dict, event):
+def with_table_metadata(conn: psycopg.Connection, manifest: dict, event, build_id: str):
     """A model's materialization with its table's row count (`dagster/row_count`; views are not counted, since that
-    would run their query); a test's check result with the table holding its failing rows (`dq_failures_table`)."""
+    would run their query) and what its row rules set aside in this build; a test's check result with the table
+    holding its failing rows (`dq_failures_table`)."""
     if isinstance(event, (dg.AssetCheckResult, dg.AssetCheckEvaluation)):
         node = manifest["nodes"].get(getattr(event.metadata.get("unique_id"), "text", None))
         if node is None or not node["config"].get("store_failures"):
@@ -164,7 +167,13 @@ def with_table_metadata(conn: psycopg.Connection, manifest: dict, event):
         return event
     table = sql.Identifier(node["schema"], node["alias"])
     (count,) = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
-    return event.with_metadata({**event.metadata, "dagster/row_count": dg.MetadataValue.int(count)})
+    return event.with_metadata(
+        {
+            **event.metadata,
+            "dagster/row_count": dg.MetadataValue.int(count),
+            **row_rule_metadata(conn, node, build_id),
+        }
+    )
 
 
 @contextmanager

@@ -2,33 +2,14 @@
 -- from the account's previous snapshot, or when the account comes back after missing a snapshot. It ends
 -- (valid_to, exclusive) at the next snapshot that no longer shows it: the next version's valid_from, or the
 -- first snapshot the account is missing from (it disappeared). Versions still in the latest snapshot are
--- current. Rebuilt from all snapshots in bronze, so a late or re-loaded day is never applied out of order.
+-- current. Rebuilt from all snapshots (silver.account_snapshots), so a late or re-loaded day is never applied out
+-- of order.
 -- An account that posts name before any snapshot shows it is a late-arriving dimension: it is kept as an inferred
 -- member (Kimball) — current, attributes unknown, is_inferred, first_seen_at the first scrape naming it — so its
 -- posts reach silver and gold at once, and the account's first snapshot replaces it at the next build.
 
-with latest as (
-    {{ latest_load_wins(source('bronze', 'social_accounts'), ['account_id', 'partition_date']) }}
-),
-
-snapshot_rows as (
-    select
-        partition_date as snapshot_date,
-        account_id,
-        network,
-        handle,
-        raw ->> 'display_name' as display_name,
-        nullif(trim(raw ->> 'category'), '') as category,
-        {{ parse_count("raw ->> 'followers'") }} as followers,
-        {{ parse_count("raw ->> 'following'") }} as following,
-        (raw ->> 'created_at')::timestamptz as account_created_at,
-        md5(
-            concat_ws(
-                '|', network, handle, raw ->> 'display_name', raw ->> 'category', raw ->> 'followers',
-                raw ->> 'following', raw ->> 'created_at'
-            )
-        ) as attributes_hash
-    from latest
+with snapshot_rows as (
+    select * from {{ ref('account_snapshots') }}
 ),
 
 snapshot_days as (
@@ -101,7 +82,7 @@ select
     numbered.account_id,
     numbered.network,
     numbered.handle,
-    {{ pii_hash('numbered.display_name') }} as display_name_hash,
+    numbered.display_name_hash,
     numbered.category,
     numbered.followers,
     numbered.following,
