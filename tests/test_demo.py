@@ -5,6 +5,7 @@ top of the failure."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -406,3 +407,180 @@ def test_a_blocking_check_failure_makes_the_demo_exit_non_zero_and_nothing_is_bu
     assert all(line.endswith(": built on a failed blocking check or a failed run") for line in skipped)
     left_out = {key for line in skipped for key in line[len("… skipped ") :].split(":")[0].split(", ")}
     assert left_out == {"silver/video_users", "gold/viewing_completion"}
+
+
+DAY = "2026-11-01"
+# Accounts a partner's posts name before any accounts snapshot shows them, per network.
+LATE_ACCOUNTS = {"tiktok": ["tt_partner_0", "tt_partner_1"], "x": ["x_partner_0"]}
+FREE_TEXT_NETWORKS = ("Instagram (main)", "tik tok", "see bio!!", "YouTube channel")
+
+
+def _partner_posts(network: str) -> list[dict]:
+    return [
+        {
+            "post_id": f"{network}_partner_post_{number}",
+            "network": network,
+            "account_id": account,
+            "created_at": f"{DAY}T09:00:00Z",
+            "caption": "Unboxing the new season kit #matchday",
+            "hashtags": ["matchday"],
+            "media_count": 0,
+            "media": [],
+            "scraped_at": "2026-11-02T08:00:00Z",
+            "like_count": 3 + number,
+            "comment_count": 1,
+            "share_count": 2,
+            "retweet_count": 2,
+            "view_count": 50,
+            "play_count": 50,
+        }
+        for number, account in enumerate(LATE_ACCOUNTS[network] * 2)
+    ]
+
+
+def _rows_by_account(conn: psycopg.Connection) -> dict[str, set[tuple]]:
+    """The rows of every gold table with an account_id column, but the late accounts', without ranks: the late
+    accounts' posts count, so they take their places in a ranking, and the accounts after them move down."""
+    tables = conn.execute(
+        """SELECT table_name, array_agg(column_name::text ORDER BY ordinal_position) FILTER (
+                  WHERE column_name NOT LIKE 'rank%')
+           FROM information_schema.columns WHERE table_schema = 'gold'
+           GROUP BY 1 HAVING bool_or(column_name = 'account_id') ORDER BY 1"""
+    ).fetchall()
+    late = [account for accounts in LATE_ACCOUNTS.values() for account in accounts]
+    return {
+        table: set(
+            conn.execute(
+                sql.SQL("SELECT {} FROM {} WHERE account_id <> ALL(%s)").format(
+                    sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier("gold", table)
+                ),
+                (late,),
+            ).fetchall()
+        )
+        for table, columns in tables
+    }
+
+
+def test_bad_rows_from_one_sender_never_stop_the_demo_and_late_accounts_are_completed_when_they_land(killed):
+    """A partner sends three files into one partition of a built home: posts on two networks naming accounts no
+    snapshot shows yet, and an accounts CSV whose network column holds free text. `strata demo` succeeds: bronze
+    holds every record of the three files; the bad account rows are set aside in dq_failures under their rule and
+    never reach silver; the orphan posts are in silver and gold under inferred accounts; every other account's
+    gold rows are as before (their ranks excepted). When the late accounts' snapshot lands, they become the
+    accounts it describes."""
+    home = killed["home"]
+    landing = home.path / "landing"
+    files = {
+        f"social/posts/network={network}/date={DAY}/partner-{network}.jsonl": _partner_posts(network)
+        for network in LATE_ACCOUNTS
+    }
+    for path, posts in files.items():
+        (landing / path).parent.mkdir(parents=True, exist_ok=True)
+        (landing / path).write_text("".join(json.dumps(post) + "\n" for post in posts))
+    bad_accounts = f"social/accounts/date={DAY}/partner-accounts.csv"
+    free_text = {f"partner_acc_{n:02d}": FREE_TEXT_NETWORKS[n % len(FREE_TEXT_NETWORKS)] for n in range(23)}
+    (landing / bad_accounts).write_text(
+        "account_id,network,handle,display_name,category,followers,following,created_at\n"
+        + "".join(
+            f"{account},{network},{account}.h,Partner {account},music,10,1,2026-10-01T00:00:00Z\n"
+            for account, network in free_text.items()
+        )
+    )
+    with psycopg.connect(home.warehouse) as conn:
+        before = _rows_by_account(conn)
+
+    demo = home.strata("demo")
+
+    with psycopg.connect(home.warehouse) as conn:
+        in_bronze = dict(
+            conn.execute(
+                """SELECT source_file, count(*) FROM bronze.social_posts WHERE source_file LIKE '%partner-%'
+                   GROUP BY 1 UNION ALL
+                   SELECT source_file, count(*) FROM bronze.social_accounts WHERE source_file LIKE '%partner-%'
+                   GROUP BY 1"""
+            ).fetchall()
+        )
+        quarantined = conn.execute(
+            "SELECT count(*) FROM bronze.quarantine WHERE source_file LIKE '%partner-%'"
+        ).fetchone()[0]
+        set_aside = dict(
+            conn.execute(
+                """SELECT "row" ->> 'account_id', rule || ' ' || action || ' ' || ("row" ->> 'network')
+                   FROM dq_failures.account_snapshots WHERE "row" ->> 'source_file' = %s""",
+                (bad_accounts,),
+            ).fetchall()
+        )
+        bad_in_silver = conn.execute(
+            """SELECT count(*) FROM silver.accounts WHERE account_id LIKE 'partner_acc_%'""",
+        ).fetchone()[0]
+        late = [account for accounts in LATE_ACCOUNTS.values() for account in accounts]
+        posts = dict(
+            conn.execute(
+                "SELECT account_id, count(*) FROM silver.posts WHERE account_id = ANY(%s) GROUP BY 1", (late,)
+            ).fetchall()
+        )
+        engagement = conn.execute(
+            """SELECT account_id, network, posts, likes FROM gold.account_daily_engagement
+               WHERE account_id = ANY(%s) ORDER BY 1""",
+            (late,),
+        ).fetchall()
+        accounts = conn.execute(
+            "SELECT account_id, is_inferred, handle FROM silver.accounts WHERE account_id = ANY(%s) ORDER BY 1",
+            (late,),
+        ).fetchall()
+        after = _rows_by_account(conn)
+
+    late_snapshot = f"social/accounts/date={DAY}/partner-late-accounts.csv"
+    (landing / late_snapshot).write_text(
+        "account_id,network,handle,display_name,category,followers,following,created_at\n"
+        + "".join(
+            f"{account},{network},{account}.real,Late {account},sports,500,5,2026-09-01T00:00:00Z\n"
+            for network, accounts in LATE_ACCOUNTS.items()
+            for account in accounts
+        )
+    )
+    completed = home.strata("demo")
+    with psycopg.connect(home.warehouse) as conn:
+        accounts_completed = conn.execute(
+            """SELECT account_id, is_inferred, handle, followers, valid_from::text, is_current
+               FROM silver.accounts WHERE account_id = ANY(%s) ORDER BY 1""",
+            (late,),
+        ).fetchall()
+        engagement_completed = conn.execute(
+            """SELECT account_id, network, posts, likes FROM gold.account_daily_engagement
+               WHERE account_id = ANY(%s) ORDER BY 1""",
+            (late,),
+        ).fetchall()
+
+    assert demo.returncode == 0 and "demo: OK" in demo.stdout, demo.stdout[-4000:]
+    assert (
+        in_bronze
+        == {
+            **{path: len(posts_) for path, posts_ in files.items()},
+            bad_accounts: 23,
+        }
+        and quarantined == 0
+    )
+    assert set_aside == {
+        account: f"network_is_known drop {network}" for account, network in free_text.items()
+    }
+    assert bad_in_silver == 0
+    assert posts == {"tt_partner_0": 2, "tt_partner_1": 2, "x_partner_0": 2}
+    assert engagement == [
+        ("tt_partner_0", "tiktok", 2, 3 + 5),
+        ("tt_partner_1", "tiktok", 2, 4 + 6),
+        ("x_partner_0", "x", 2, 3 + 4),
+    ]
+    assert accounts == [
+        ("tt_partner_0", True, None),
+        ("tt_partner_1", True, None),
+        ("x_partner_0", True, None),
+    ]
+    assert after == before
+
+    assert completed.returncode == 0 and "demo: OK" in completed.stdout, completed.stdout[-4000:]
+    assert accounts_completed == [
+        (account, False, f"{account}.real", 500, DAY, True)
+        for account in ("tt_partner_0", "tt_partner_1", "x_partner_0")
+    ]
+    assert engagement_completed == engagement
