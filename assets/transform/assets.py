@@ -27,6 +27,7 @@ from psycopg import sql
 from assets.bronze.sources import SOURCES
 from assets.bronze.tables import ensure_never_loaded
 from assets.partitions import PARTITIONINGS, PARTITIONS_DEFS, Partitioning, window
+from assets.transform.columns import with_column_metadata
 from assets.transform.env import dbt_env
 from assets.transform.project import dbt_project, publish_partial_parse, reuse_partial_parse
 from assets.transform.row_rules import FAILURES_SCHEMA, row_rule_metadata
@@ -143,6 +144,7 @@ def _build(
     try:
         with postgres.connect(autocommit=True) as conn:
             for event in invocation.stream():
+                event = with_column_metadata(conn, invocation, event)
                 yield with_table_metadata(conn, invocation.manifest, event, build_id)
         publish_partial_parse(invocation.target_path, environment)
     finally:
