@@ -55,11 +55,7 @@ def check_history(context: dg.AssetExecutionContext, postgres: PostgresResource)
             conn.execute(_DDL)
         (after,) = conn.execute("SELECT max(storage_id) FROM gold.check_history").fetchone()
 
-        @functools.cache
-        def partition_of_run(run_id: str) -> str | None:
-            run = context.instance.get_run_by_id(run_id)
-            return run.tags.get("dagster/partition") if run else None
-
+        partition_of_run = functools.cache(functools.partial(run_partition, context.instance))
         added = 0
         while True:
             records = context.instance.get_event_records(
@@ -82,6 +78,12 @@ def check_history(context: dg.AssetExecutionContext, postgres: PostgresResource)
             after = records[-1].storage_id
         (total,) = conn.execute("SELECT count(*) FROM gold.check_history").fetchone()
     return dg.MaterializeResult(metadata={"new_outcomes": added, "dagster/row_count": total})
+
+
+def run_partition(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """The partition of a single-partition run: the one its in-asset check evaluations are about (they name none)."""
+    run = instance.get_run_by_id(run_id)
+    return run.tags.get("dagster/partition") if run else None
 
 
 def _row(record: dg.EventLogRecord, partition_of_run) -> tuple:
