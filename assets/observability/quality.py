@@ -295,7 +295,7 @@ def _volume_over_time(conn, pandas):
         return None
     frame = pandas.DataFrame(
         conn.execute(
-            """SELECT coalesce(left(partition_key, 10)::date, finished_at::date), source, sum(records_loaded)
+            """SELECT coalesce(left(partition_key, 10)::date, finished_at::date), source, sum(records_loaded)::bigint
                FROM ledger.loads WHERE status = 'archived' GROUP BY 1, 2"""
         ).fetchall(),
         columns=["day", "source", "rows"],
