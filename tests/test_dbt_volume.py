@@ -10,6 +10,7 @@ from random import Random
 
 import dagster as dg
 import pytest
+from dagster._core.event_api import PartitionKeyFilter
 
 from assets.bronze.factory import bronze_assets
 from resources import LandingZoneResource, PostgresResource
@@ -18,6 +19,7 @@ from tests.conftest import PII_SALT
 
 TWEETS = next(a for a in bronze_assets if a.key.path[-1] == "tweets")
 SILVER = dg.AssetKey(["silver", "tweets"])
+CHECK = dg.AssetCheckKey(SILVER, "volume_in_recent_range")
 # 2026-11-01 is a Sunday: four Sundays of history, then a fifth with a tenth of their rows. Three Saturdays of
 # history, then a Saturday nothing lands for.
 SUNDAYS = {"2026-11-01": 100, "2026-11-08": 110, "2026-11-15": 95, "2026-11-22": 105}
@@ -49,7 +51,9 @@ def land(resources: dict, day: str, count: int) -> None:
     path.write_text(json.dumps({"statuses": statuses}))
 
 
-def build(transform, resources: dict, first: str, last: str | None = None) -> dg.ExecuteInProcessResult:
+def build(
+    transform, resources: dict, instance: dg.DagsterInstance, first: str, last: str | None = None
+) -> dg.ExecuteInProcessResult:
     """Bronze tweets, then silver/tweets with its checks, over the partitions first..last (one run each)."""
     daily = next(a for a in transform.dbt_assets if a.op.name == "dbt_daily")
     volume = next(c for c in transform.defs.asset_checks if SILVER in {k.asset_key for k in c.check_keys})
@@ -58,9 +62,13 @@ def build(transform, resources: dict, first: str, last: str | None = None) -> dg
         if last
         else {"partition_key": first}
     )
-    assert dg.materialize([TWEETS], resources=resources, **partitions).success
+    assert dg.materialize([TWEETS], resources=resources, instance=instance, **partitions).success
     return dg.materialize(
-        [daily, volume], selection=dg.AssetSelection.assets(SILVER), resources=resources, **partitions
+        [daily, volume],
+        selection=dg.AssetSelection.assets(SILVER),
+        resources=resources,
+        instance=instance,
+        **partitions,
     )
 
 
@@ -76,16 +84,30 @@ def volume(result: dg.ExecuteInProcessResult) -> dict[str, tuple[bool, str, dict
 def test_a_dbt_partition_far_below_its_weekdays_history_warns_and_an_empty_one_is_an_error(
     transform, resources
 ):
+    instance = dg.DagsterInstance.ephemeral()
     for day, count in {**SUNDAYS, **SATURDAYS}.items():
         land(resources, day, count)
-    history = build(transform, resources, "2026-11-01", "2026-11-22")
+    history = build(transform, resources, instance, "2026-11-01", "2026-11-22")
     land(resources, "2026-11-29", 10)
 
-    low = build(transform, resources, "2026-11-29")
-    empty = build(transform, resources, "2026-11-28")  # nothing landed for it
+    low = build(transform, resources, instance, "2026-11-29")
+    empty = build(transform, resources, instance, "2026-11-28")  # nothing landed for it
 
-    # One evaluation per partition of the range, each judged on what it had before it.
+    # One evaluation per partition of the range, each judged on what it had before it; the instance (the model's
+    # Checks tab) holds each partition's latest.
     assert history.success and len(volume(history)) == 22
+    latest = {
+        day: instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [CHECK], partition_filter=PartitionKeyFilter(key=day)
+        )[CHECK].status.value
+        for day in ("2026-11-01", "2026-11-22", "2026-11-28", "2026-11-29")
+    }
+    assert latest == {
+        "2026-11-01": "SUCCEEDED",
+        "2026-11-22": "SUCCEEDED",
+        "2026-11-28": "FAILED",
+        "2026-11-29": "FAILED",
+    }
     assert volume(history)["2026-11-22"] == (
         True,
         "WARN",
