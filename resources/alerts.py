@@ -76,8 +76,14 @@ class AlertWebhookResource(dg.ConfigurableResource):
         """Post one summary to each receiver whose storm is over (its window has room again) of what it did not
         get, and forget it."""
         routes = self._routes(log)
+        # Posts older than the window count no more: forget them (the state lives in a sensor cursor).
+        storm.posted = {
+            receiver: recent
+            for receiver, times in storm.posted.items()
+            if (recent := [t for t in times if t > now - self.window_seconds])
+        }
         for receiver in sorted(storm.held):
-            recent = [t for t in storm.posted.get(receiver, []) if t > now - self.window_seconds]
+            recent = storm.posted.get(receiver, [])
             if len(recent) >= self.max_per_window:
                 continue
             held = storm.held.pop(receiver)

@@ -335,3 +335,54 @@ def test_a_storm_is_held_back_per_receiver_across_ticks_and_ends_with_one_summar
         " UTC: ERROR 3 (over 2 per 6 s to this receiver); each one is in the sensor's log"
     )
     assert [text.split("`")[3] for text in texts(video_received)] == ["views", "views"]
+
+
+DAYS = dg.DailyPartitionsDefinition(start_date="2026-11-01", end_date="2026-11-04")
+
+
+@dg.asset(key=["gold", "clicks"], partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run())
+def clicks() -> None:
+    pass
+
+
+@dg.multi_asset_check(
+    specs=[dg.AssetCheckSpec("volume_in_recent_range", asset=["gold", "clicks"], partitions_def=DAYS)],
+    can_subset=True,
+)
+def clicks_volume(context):
+    """Evaluations naming their partitions, as a check beside dbt models records them: failing on the days the
+    run's tag `failing` lists."""
+    failing = context.op_execution_context.run.tags["failing"].split(",")
+    for day in context.partition_keys:
+        yield dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey(["gold", "clicks"]),
+            check_name="volume_in_recent_range",
+            passed=day not in failing,
+            severity=dg.AssetCheckSeverity.WARN,
+            partition=day,
+        )
+
+
+def test_a_warn_check_evaluated_per_partition_in_a_ranged_run_alerts_once_per_partition_that_starts_failing(
+    webhook,
+):
+    instance = dg.DagsterInstance.ephemeral()
+    cursor = None
+    whole_range = {
+        "dagster/asset_partition_range_start": "2026-11-01",
+        "dagster/asset_partition_range_end": "2026-11-03",
+    }
+
+    def run(failing: list[str]) -> list[str]:
+        nonlocal cursor
+        tags = {**whole_range, "failing": ",".join(failing)}
+        dg.materialize([clicks, clicks_volume], instance=instance, tags=tags)
+        before = len(webhook)
+        context = dg.build_sensor_context(resources=ALERTS, instance=instance, cursor=cursor)
+        quality_alert_sensor(context)
+        cursor = context.cursor
+        return [json.loads(body)["text"].split("`")[5] for _, body in webhook[before:]]
+
+    assert run(["2026-11-02"]) == ["2026-11-02"]
+    assert run(["2026-11-02", "2026-11-03"]) == ["2026-11-03"]
+    assert run(["2026-11-01", "2026-11-02", "2026-11-03"]) == ["2026-11-01"]

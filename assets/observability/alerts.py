@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import dagster as dg
 from dagster._core.definitions.freshness import FreshnessState
+from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
@@ -118,10 +119,14 @@ def _starts_failing(
     partition: str | None,
     partition_of_run,
 ) -> bool:
-    """Whether the evaluation before this one of the same check and partition passed (or none is among the check's
-    last HISTORY_LOOKBACK). A check evaluated inside its asset's step names no partition: its run's is the one."""
+    """Whether the evaluation before this one of the same check and partition passed (or there was none). A check
+    evaluated inside its asset's step names no partition (its run's is the one): its previous evaluation of the
+    partition is looked for among the check's last HISTORY_LOOKBACK."""
     history = instance.event_log_storage.get_asset_check_execution_history(
-        dg.AssetCheckKey(evaluation.asset_key, evaluation.check_name), limit=HISTORY_LOOKBACK, status=DONE
+        dg.AssetCheckKey(evaluation.asset_key, evaluation.check_name),
+        limit=HISTORY_LOOKBACK,
+        status=DONE,
+        partition_filter=PartitionKeyFilter(key=evaluation.partition) if evaluation.partition else None,
     )
     for earlier in history:
         if earlier.event is None or earlier.event.timestamp >= record.timestamp:
