@@ -44,8 +44,9 @@ def _checks_for(assets_def: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
             )
             for key in models
         ],
-        # Each evaluation names its partition, so a run over a range records every partition's: none is the
-        # step's one output.
+        # The evaluations are yielded with their partitions, so a run over a range records one per partition. The
+        # check's own output (an AssetCheckResult) could name no single partition of a range: optional outputs
+        # (can_subset) let it go unused.
         can_subset=True,
     )
     def volume(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> Iterator:
@@ -55,7 +56,8 @@ def _checks_for(assets_def: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
             ):
                 node = models[check_key.asset_key]
                 (exists,) = conn.execute(
-                    "SELECT to_regclass(%s)", (f"{node['schema']}.{node['alias']}",)
+                    "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text))",
+                    (node["schema"], node["alias"]),
                 ).fetchone()
                 if exists is None:
                     # Checked on its own before the model was ever built: no partition to count yet.
