@@ -2,8 +2,8 @@
 Slack-compatible JSON message (`text` plus a `blocks` section). An alert about assets goes to their owners'
 receivers where routes name them, else to the default receiver. A storm is limited per receiver: within a
 window, a receiver gets at most `max_per_window` alerts; the rest are logged and held, and once the window lets
-alerts through again the receiver gets one summary of what was held back (`Storm` keeps that state between
-sensor ticks)."""
+alerts through again the receiver gets one summary of what was held back (`Storm` is that state, which the
+sensors keep between ticks)."""
 
 from __future__ import annotations
 
@@ -41,24 +41,18 @@ class AlertWebhookResource(dg.ConfigurableResource):
     url_env: str = "STRATA_ALERT_WEBHOOK_URL"
     # Routes per owner: `<owner>=<webhook URL>` entries separated by spaces (`team:video=https://…`).
     routes_env: str = "STRATA_ALERT_ROUTES"
-    # The storm limit of `send_limited`: alerts one receiver gets within `window_seconds`.
+    # The storm limit of `send`: alerts one receiver gets within `window_seconds`.
     max_per_window: int = 20
     window_seconds: float = 600.0
-
-    def send(self, log, text: str, owners: Iterable[str] = ()) -> bool:
-        """Log the alert and post it to its owners' receivers, or the default one. Returns whether it was posted."""
-        log.warning(f"ALERT {text}")
-        return self._post_all(log, text, owners)
 
     def notify(self, log, text: str, owners: Iterable[str] = ()) -> bool:
         """A notice (work done, not a problem): logged at info level, posted like an alert."""
         log.info(f"NOTICE {text}")
         return self._post_all(log, text, owners)
 
-    def send_limited(
-        self, log, text: str, severity: str, owners: Iterable[str], storm: Storm, now: float
-    ) -> None:
-        """Log the alert and post it to each of its receivers whose window has room; hold it for the others."""
+    def send(self, log, text: str, severity: str, owners: Iterable[str], storm: Storm, now: float) -> None:
+        """Log the alert and post it to each of its receivers (its owners' routes, else the default one) whose
+        window has room; hold it back from the others."""
         log.warning(f"ALERT {text}")
         routes = self._routes(log)
         for receiver in self._receivers(routes, owners):
@@ -76,7 +70,7 @@ class AlertWebhookResource(dg.ConfigurableResource):
         """Post one summary to each receiver whose storm is over (its window has room again) of what it did not
         get, and forget it."""
         routes = self._routes(log)
-        # Posts older than the window count no more: forget them (the state lives in a sensor cursor).
+        # Posts older than the window count no more: forget them (the state is kept between ticks).
         storm.posted = {
             receiver: recent
             for receiver, times in storm.posted.items()

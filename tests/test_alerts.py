@@ -287,10 +287,16 @@ def test_a_warn_check_alerts_when_it_starts_failing_and_an_error_one_every_time(
 
 def test_a_storm_is_held_back_per_receiver_across_ticks_and_ends_with_one_summary(monkeypatch):
     """Two owners' receivers, at most 2 alerts each per window: the storm on one does not hold back the other's
-    alerts, and what was held back is summed up once, when the window has room again."""
+    alerts, a failed run counts in it like a failed check, and what was held back is summed up once, when the
+    window has room again."""
     window = 6.0
     social = [failing_check_of(f"posts_{n}", "team:social") for n in range(5)]
     video = failing_check_of("views", "team:video")
+
+    @dg.asset(owners=["team:social"])
+    def social_export() -> None:
+        raise RuntimeError("upstream API returned 503")
+
     limited = {"alerts": AlertWebhookResource(max_per_window=2, window_seconds=window)}
     with ExitStack() as stack:
         (social_port, social_received), (video_port, video_received) = (
@@ -301,7 +307,7 @@ def test_a_storm_is_held_back_per_receiver_across_ticks_and_ends_with_one_summar
             f"team:social=http://127.0.0.1:{social_port}/hook team:video=http://127.0.0.1:{video_port}/hook",
         )
         instance = dg.DagsterInstance.ephemeral()
-        definitions = dg.Definitions(assets=[*social, video])
+        definitions = dg.Definitions(assets=[*social, video, social_export])
         cursor = None
 
         def tick(assets: list[dg.AssetsDefinition]) -> float:
@@ -319,6 +325,21 @@ def test_a_storm_is_held_back_per_receiver_across_ticks_and_ends_with_one_summar
 
         first = tick([*social[:3], video])  # social: 2 posted, 1 held; video: 1 posted
         tick([*social[3:], video])  # social: 2 more held; video: its second in the window
+        # A run that names its assets, as a sensor's or the UI's does: the run's owners are theirs.
+        failed = definitions.resolve_implicit_global_asset_job_def().execute_in_process(
+            asset_selection=[social_export.key], instance=instance, raise_on_error=False
+        )
+        failure = next(e for e in failed.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+        run_failure_alert(  # social: one more held
+            dg.build_run_status_sensor_context(
+                sensor_name="run_failure_alert",
+                dagster_event=failure,
+                dagster_instance=instance,
+                dagster_run=failed.dagster_run,
+                resources=limited,
+                repository_def=definitions.get_repository_def(),
+            ).for_run_failure()
+        )
         assert time.time() < first + window, "the machine was too slow for the window"
         time.sleep(first + window - time.time() + 0.1)
         tick([])  # social's window has room again: the summary
@@ -332,7 +353,7 @@ def test_a_storm_is_held_back_per_receiver_across_ticks_and_ends_with_one_summar
     assert len(social_texts) == 3
     assert social_texts[2].startswith(":mute: Alerts held back since ")
     assert social_texts[2].endswith(
-        " UTC: ERROR 3 (over 2 per 6 s to this receiver); each one is in the sensor's log"
+        " UTC: ERROR 4 (over 2 per 6 s to this receiver); each one is in the sensor's log"
     )
     assert [text.split("`")[3] for text in texts(video_received)] == ["views", "views"]
 

@@ -8,6 +8,8 @@ failed. Where alerts go, and how a storm is held back, is the `alerts` resource'
 import functools
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import dagster as dg
@@ -23,6 +25,7 @@ from resources.alerts import Storm
 ERROR, WARN = dg.AssetCheckSeverity.ERROR.value, dg.AssetCheckSeverity.WARN.value
 ICONS = {ERROR: ":red_circle:", WARN: ":warning:"}
 DONE = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+STORM_KEY = "strata/alert_storm"
 # How many of a check's latest evaluations (all partitions) a WARN failure is compared with.
 HISTORY_LOOKBACK = 200
 
@@ -50,7 +53,8 @@ def run_failure_alert(context: dg.RunFailureSensorContext, alerts: AlertWebhookR
         return
     owners = _owners(context.repository_def, run.asset_selection or ())
     text = f"{ICONS[ERROR]} {ERROR}: run `{run.run_id}` of `{run.job_name}` failed: {reason}"
-    alerts.send(context.log, text, owners)
+    with _storm(context.instance) as storm:
+        alerts.send(context.log, text, ERROR, owners, storm, time.time())
 
 
 @dg.sensor(
@@ -63,12 +67,7 @@ def run_failure_alert(context: dg.RunFailureSensorContext, alerts: AlertWebhookR
 def quality_alert_sensor(
     context: dg.SensorEvaluationContext, alerts: AlertWebhookResource
 ) -> dg.SkipReason | None:
-    # The cursor: the last event read, and the storm state of every receiver (a bare number before storms were
-    # tracked).
-    state = json.loads(context.cursor) if context.cursor else {}
-    state = {"after": state} if isinstance(state, int) else state
-    after, storm, now = state.get("after"), Storm.from_json(state.get("storm", {})), time.time()
-    alerts.summarize_held(context.log, storm, now)
+    after = int(context.cursor) if context.cursor else None
     records = []
     for event_type in (DagsterEventType.ASSET_CHECK_EVALUATION, DagsterEventType.FRESHNESS_STATE_CHANGE):
         records += context.instance.get_event_records(
@@ -77,12 +76,26 @@ def quality_alert_sensor(
     records.sort(key=lambda record: record.storage_id)
     partition_of_run = functools.cache(functools.partial(run_partition, context.instance))
     raised = [alert for record in records if (alert := _alert(context.instance, record, partition_of_run))]
-    for alert in raised:
-        owners = _owners(context.repository_def, [alert.key])
-        alerts.send_limited(context.log, alert.text, alert.severity, owners, storm, now)
-    after = records[-1].storage_id if records else after
-    context.update_cursor(json.dumps({"after": after, "storm": storm.to_json()}))
+    with _storm(context.instance) as storm:
+        # Every tick, new alerts or not: a storm that is over ends with its summary.
+        now = time.time()
+        alerts.summarize_held(context.log, storm, now)
+        for alert in raised:
+            owners = _owners(context.repository_def, [alert.key])
+            alerts.send(context.log, alert.text, alert.severity, owners, storm, now)
+    if records:
+        context.update_cursor(str(records[-1].storage_id))
     return None if raised else dg.SkipReason("no failed checks to alert on, no freshness degradation")
+
+
+@contextmanager
+def _storm(instance: dg.DagsterInstance) -> Iterator[Storm]:
+    """The storm state of every receiver, shared by the alerting sensors in the instance's cursor storage: a
+    receiver's limit counts every alert it gets, a failed run's as a failed check's."""
+    stored = instance.daemon_cursor_storage.get_cursor_values({STORM_KEY}).get(STORM_KEY)
+    storm = Storm.from_json(json.loads(stored) if stored else {})
+    yield storm
+    instance.daemon_cursor_storage.set_cursor_values({STORM_KEY: json.dumps(storm.to_json())})
 
 
 def _alert(instance: dg.DagsterInstance, record: dg.EventLogRecord, partition_of_run) -> Alert | None:
