@@ -145,8 +145,10 @@ def test_a_failed_error_check_posts_one_alert_and_is_not_repeated(webhook):
     quality_alert_sensor(again)
 
     alerts = [json.loads(body) for _, body in webhook]
-    assert len(alerts) == 1
-    assert "`rows_positive` on `orders` failed (ERROR)" in alerts[0]["text"]
+    run_id = instance.get_runs()[0].run_id
+    assert [alert["text"] for alert in alerts] == [
+        f":red_circle: ERROR: check `rows_positive` on `orders` failed in run `{run_id}`"
+    ]
     assert alerts[0]["blocks"][0]["text"]["text"] == alerts[0]["text"]
 
 
@@ -159,8 +161,10 @@ def test_a_failed_run_posts_an_alert_with_the_error(webhook):
     run_failure_alert(context)
 
     alerts = [json.loads(body) for _, body in webhook]
-    assert len(alerts) == 1
-    assert result.run_id in alerts[0]["text"] and "failed" in alerts[0]["text"]
+    assert [alert["text"] for alert in alerts] == [
+        f":red_circle: ERROR: run `{result.run_id}` of `{result.dagster_run.job_name}` failed: "
+        f"{failure.message}"
+    ]
 
 
 def test_a_run_reported_failed_twice_posts_one_alert_on_its_first_failure(webhook):
@@ -178,7 +182,7 @@ def test_a_run_reported_failed_twice_posts_one_alert_on_its_first_failure(webhoo
 
     alerts = [json.loads(body)["text"] for _, body in webhook]
     assert alerts == [
-        f":red_circle: Run `{result.run_id}` of `{result.dagster_run.job_name}` failed: "
+        f":red_circle: ERROR: run `{result.run_id}` of `{result.dagster_run.job_name}` failed: "
         f"{failures[0].dagster_event.message}"
     ]
 
@@ -196,7 +200,7 @@ def test_without_a_webhook_alerts_are_only_logged(monkeypatch, capfd):
     logged = [line for line in capfd.readouterr().err.splitlines() if " - ALERT " in line]
     assert received == []
     assert (
-        len(logged) == 1 and "ALERT :warning: Check `rows_positive` on `orders` failed (ERROR)" in logged[0]
+        len(logged) == 1 and "ALERT :red_circle: ERROR: check `rows_positive` on `orders` failed" in logged[0]
     )
 
 
@@ -228,4 +232,178 @@ def test_freshness_falling_to_warn_posts_one_alert_and_recovering_posts_none(web
     quality_alert_sensor(dg.build_sensor_context(resources=ALERTS, instance=instance, cursor=context.cursor))
 
     alerts = [json.loads(body)["text"] for _, body in webhook]
-    assert alerts == [":hourglass: `gold/account_daily_engagement` freshness PASS → WARN"]
+    assert alerts == [":hourglass: WARN: `gold/account_daily_engagement` freshness PASS → WARN"]
+
+
+@dg.asset(
+    key=["silver", "tweets"],
+    owners=["team:listening"],
+    partitions_def=dg.StaticPartitionsDefinition(["2026-11-28", "2026-11-29"]),
+    config_schema={"rows": int},
+    check_specs=[dg.AssetCheckSpec("volume_in_recent_range", asset=["silver", "tweets"])],
+)
+def tweets(context) -> dg.MaterializeResult:
+    """A partition's volume judged against a range of 60–140 rows: WARN outside it, ERROR when empty."""
+    rows = context.op_config["rows"]
+    verdict = dg.AssetCheckResult(
+        check_name="volume_in_recent_range",
+        passed=60 <= rows <= 140,
+        severity=dg.AssetCheckSeverity.ERROR if rows == 0 else dg.AssetCheckSeverity.WARN,
+        metadata={"rows": rows, "expected_low": 60.0, "expected_high": 140.0, "history_median": 100.0},
+    )
+    return dg.MaterializeResult(check_results=[verdict])
+
+
+def test_a_warn_check_alerts_when_it_starts_failing_and_an_error_one_every_time(webhook):
+    instance = dg.DagsterInstance.ephemeral()
+    cursor = None
+
+    def load(partition: str, rows: int) -> list[str]:
+        """Materialize a partition and run a sensor tick: the alerts posted, with `{run}` for the run's id."""
+        nonlocal cursor
+        config = {"ops": {"silver__tweets": {"config": {"rows": rows}}}}
+        run = dg.materialize([tweets], partition_key=partition, instance=instance, run_config=config).run_id
+        before = len(webhook)
+        context = dg.build_sensor_context(resources=ALERTS, instance=instance, cursor=cursor)
+        quality_alert_sensor(context)
+        cursor = context.cursor
+        return [json.loads(body)["text"].replace(run, "{run}") for _, body in webhook[before:]]
+
+    def alert(severity: str, partition: str, rows: int) -> str:
+        icon = {"WARN": ":warning:", "ERROR": ":red_circle:"}[severity]
+        return (
+            f"{icon} {severity}: check `volume_in_recent_range` on `silver/tweets` partition `{partition}` failed "
+            f"in run `{{run}}`: {rows} rows, expected 60–140"
+        )
+
+    assert load("2026-11-29", 10) == [alert("WARN", "2026-11-29", 10)]
+    assert load("2026-11-29", 12) == []  # still failing: no new warning
+    assert load("2026-11-28", 11) == [alert("WARN", "2026-11-28", 11)]  # another partition starts failing
+    assert load("2026-11-29", 100) == []  # passes again
+    assert load("2026-11-29", 9) == [alert("WARN", "2026-11-29", 9)]
+    assert load("2026-11-29", 0) == [alert("ERROR", "2026-11-29", 0)]
+    assert load("2026-11-29", 0) == [alert("ERROR", "2026-11-29", 0)]  # an ERROR alerts every time
+
+
+def test_a_storm_is_held_back_per_receiver_across_ticks_and_ends_with_one_summary(monkeypatch):
+    """Two owners' receivers, at most 2 alerts each per window: the storm on one does not hold back the other's
+    alerts, a failed run counts in it like a failed check, and what was held back is summed up once, when the
+    window has room again."""
+    window = 6.0
+    social = [failing_check_of(f"posts_{n}", "team:social") for n in range(5)]
+    video = failing_check_of("views", "team:video")
+
+    @dg.asset(owners=["team:social"])
+    def social_export() -> None:
+        raise RuntimeError("upstream API returned 503")
+
+    limited = {"alerts": AlertWebhookResource(max_per_window=2, window_seconds=window)}
+    with ExitStack() as stack:
+        (social_port, social_received), (video_port, video_received) = (
+            stack.enter_context(webhook_receiver()) for _ in range(2)
+        )
+        monkeypatch.setenv(
+            AlertWebhookResource().routes_env,
+            f"team:social=http://127.0.0.1:{social_port}/hook team:video=http://127.0.0.1:{video_port}/hook",
+        )
+        instance = dg.DagsterInstance.ephemeral()
+        definitions = dg.Definitions(assets=[*social, video, social_export])
+        cursor = None
+
+        def tick(assets: list[dg.AssetsDefinition]) -> float:
+            """Materialize `assets` in one run, then run a sensor tick; returns when the tick started."""
+            nonlocal cursor
+            if assets:
+                dg.materialize(assets, instance=instance)
+            started = time.time()
+            context = dg.build_sensor_context(
+                resources=limited, instance=instance, definitions=definitions, cursor=cursor
+            )
+            quality_alert_sensor(context)
+            cursor = context.cursor
+            return started
+
+        first = tick([*social[:3], video])  # social: 2 posted, 1 held; video: 1 posted
+        tick([*social[3:], video])  # social: 2 more held; video: its second in the window
+        # A run that names its assets, as a sensor's or the UI's does: the run's owners are theirs.
+        failed = definitions.resolve_implicit_global_asset_job_def().execute_in_process(
+            asset_selection=[social_export.key], instance=instance, raise_on_error=False
+        )
+        failure = next(e for e in failed.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+        run_failure_alert(  # social: one more held
+            dg.build_run_status_sensor_context(
+                sensor_name="run_failure_alert",
+                dagster_event=failure,
+                dagster_instance=instance,
+                dagster_run=failed.dagster_run,
+                resources=limited,
+                repository_def=definitions.get_repository_def(),
+            ).for_run_failure()
+        )
+        assert time.time() < first + window, "the machine was too slow for the window"
+        time.sleep(first + window - time.time() + 0.1)
+        tick([])  # social's window has room again: the summary
+        tick([])  # and only once
+
+    def texts(received: list[tuple[str, bytes]]) -> list[str]:
+        return [json.loads(body)["text"] for _, body in received]
+
+    social_texts = texts(social_received)
+    assert [text.split("`")[3] for text in social_texts[:2]] == ["posts_0", "posts_1"]
+    assert len(social_texts) == 3
+    assert social_texts[2].startswith(":mute: Alerts held back since ")
+    assert social_texts[2].endswith(
+        " UTC: ERROR 4 (over 2 per 6 s to this receiver); each one is in the sensor's log"
+    )
+    assert [text.split("`")[3] for text in texts(video_received)] == ["views", "views"]
+
+
+DAYS = dg.DailyPartitionsDefinition(start_date="2026-11-01", end_date="2026-11-04")
+
+
+@dg.asset(key=["gold", "clicks"], partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run())
+def clicks() -> None:
+    pass
+
+
+@dg.multi_asset_check(
+    specs=[dg.AssetCheckSpec("volume_in_recent_range", asset=["gold", "clicks"], partitions_def=DAYS)],
+    can_subset=True,
+)
+def clicks_volume(context):
+    """Evaluations naming their partitions, as a check beside dbt models records them: failing on the days the
+    run's tag `failing` lists."""
+    failing = context.op_execution_context.run.tags["failing"].split(",")
+    for day in context.partition_keys:
+        yield dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey(["gold", "clicks"]),
+            check_name="volume_in_recent_range",
+            passed=day not in failing,
+            severity=dg.AssetCheckSeverity.WARN,
+            partition=day,
+        )
+
+
+def test_a_warn_check_evaluated_per_partition_in_a_ranged_run_alerts_once_per_partition_that_starts_failing(
+    webhook,
+):
+    instance = dg.DagsterInstance.ephemeral()
+    cursor = None
+    whole_range = {
+        "dagster/asset_partition_range_start": "2026-11-01",
+        "dagster/asset_partition_range_end": "2026-11-03",
+    }
+
+    def run(failing: list[str]) -> list[str]:
+        nonlocal cursor
+        tags = {**whole_range, "failing": ",".join(failing)}
+        dg.materialize([clicks, clicks_volume], instance=instance, tags=tags)
+        before = len(webhook)
+        context = dg.build_sensor_context(resources=ALERTS, instance=instance, cursor=cursor)
+        quality_alert_sensor(context)
+        cursor = context.cursor
+        return [json.loads(body)["text"].split("`")[5] for _, body in webhook[before:]]
+
+    assert run(["2026-11-02"]) == ["2026-11-02"]
+    assert run(["2026-11-02", "2026-11-03"]) == ["2026-11-03"]
+    assert run(["2026-11-01", "2026-11-02", "2026-11-03"]) == ["2026-11-01"]

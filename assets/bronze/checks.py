@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-
 import dagster as dg
 import psycopg
 from psycopg import sql
@@ -12,20 +10,15 @@ from assets.bronze.duplicates import duplicate_scope
 from assets.bronze.partition_load import FileOutcome
 from assets.bronze.sources import Source
 from assets.bronze.tables import QUARANTINE, table
+from assets.volume import CHECK_NAME as VOLUME
+from assets.volume import DESCRIPTION as VOLUME_DESCRIPTION
+from assets.volume import partition_volume
 
 ACCOUNTED = "accounted"
 NO_DUPLICATE_RECORDS = "no_duplicate_records"
 SCHEMA_DRIFT = "schema_drift"
 QUARANTINE_RATE = "quarantine_rate"
 NO_EMPTY_FILES = "no_empty_files"
-VOLUME = "volume_in_recent_range"
-# A partition's rows are judged against the same weekday (and network) over this many weeks before it, once at
-# least MIN_HISTORY of those partitions have rows; the range is the median ± K robust deviations (1.4826 × MAD,
-# at least FLOOR of the median, so a flat history does not flag every small change).
-HISTORY_WEEKS = 8
-MIN_HISTORY = 3
-K = 4.0
-FLOOR = 0.1
 
 
 def check_specs(source: Source) -> list[dg.AssetCheckSpec]:
@@ -56,15 +49,7 @@ def check_specs(source: Source) -> list[dg.AssetCheckSpec]:
             description=f"Share of records quarantined stays under {source.quarantine_warn_rate:.0%}.",
         ),
         *(
-            [
-                dg.AssetCheckSpec(
-                    VOLUME,
-                    asset=key,
-                    description=f"The partition's rows stay within median ± {K:g} robust deviations of the same "
-                    f"weekday over the {HISTORY_WEEKS} weeks before it (WARN); none where that history has "
-                    "rows is an ERROR.",
-                )
-            ]
+            [dg.AssetCheckSpec(VOLUME, asset=key, description=VOLUME_DESCRIPTION)]
             if source.partition_columns
             else []
         ),
@@ -170,45 +155,7 @@ def no_empty_files(outcomes: list[FileOutcome]) -> dg.AssetCheckResult:
 def volume_in_recent_range(
     conn: psycopg.Connection, source: Source, partition_values: tuple[object, ...]
 ) -> dg.AssetCheckResult:
-    """The partition's row count against the same weekday (and network) of the weeks before it. Eight numbers:
-    the standard library's median, not a pandas import in every load's process."""
-    day, *network = partition_values
-    same_network = sql.SQL(" AND partition_network = %s") if network else sql.SQL("")
-    history = [
-        count
-        for (count,) in conn.execute(
-            sql.SQL(
-                """SELECT count(*) FROM {table}
-                   WHERE partition_date IN (SELECT (%s::date - 7 * w) FROM generate_series(1, %s) AS w){network}
-                   GROUP BY partition_date"""
-            ).format(table=table(source), network=same_network),
-            (day, HISTORY_WEEKS, *network),
-        )
-    ]
-    where = sql.SQL(" AND ").join(
-        sql.SQL("{} = %s").format(sql.Identifier(name)) for name, _ in source.partition_columns
-    )
-    (rows,) = conn.execute(
-        sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table(source), where), partition_values
-    ).fetchone()
-    metadata = {"rows": rows, "history_partitions": len(history)}
-    if len(history) < MIN_HISTORY:
-        metadata["note"] = f"fewer than {MIN_HISTORY} earlier partitions of this weekday: nothing to judge by"
-        return dg.AssetCheckResult(
-            check_name=VOLUME, passed=True, severity=dg.AssetCheckSeverity.WARN, metadata=metadata
-        )
-    median = float(statistics.median(history))
-    spread = max(1.4826 * statistics.median(abs(count - median) for count in history), FLOOR * median)
-    low, high = max(median - K * spread, 0.0), median + K * spread
-    empty = rows == 0 and median > 0
-    metadata |= {
-        "expected_low": dg.MetadataValue.float(round(low, 1)),
-        "expected_high": dg.MetadataValue.float(round(high, 1)),
-        "history_median": dg.MetadataValue.float(median),
-    }
-    return dg.AssetCheckResult(
-        check_name=VOLUME,
-        passed=low <= rows <= high,
-        severity=dg.AssetCheckSeverity.ERROR if empty else dg.AssetCheckSeverity.WARN,
-        metadata=metadata,
+    """The partition's row count against the same weekday (and network) of the weeks before it."""
+    return partition_volume(
+        conn, table(source), [name for name, _ in source.partition_columns], partition_values
     )

@@ -1,15 +1,18 @@
 """Data quality over time: every asset-check outcome copied from Dagster's event log into `gold.check_history`,
-and a dashboard asset whose materialization page shows pass rates by layer, failing checks, freshness
-state, a plot and the measured rates (the media_count mismatch per network and day) — so the asset page in the
-UI is the dashboard."""
+and a dashboard asset whose materialization page reads at a glance — what is failing now, pass rates by layer and
+per day, rows the row rules dropped and warned about, quarantine by source and reason, freshness now and over
+time, rows loaded over time, and the media_count mismatch rate per network and day — so the asset page in the UI
+is the dashboard. pandas does the frame work (pivots, the freshness timeline) and plots through matplotlib."""
 
 import base64
 import functools
 import io
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from assets.automation.conditions import scheduled
@@ -21,6 +24,13 @@ HISTORY = ["gold", "check_history"]
 PAGE = 5000
 # Days of the media_count mismatch rate the dashboard shows.
 MISMATCH_DAYS = 7
+# Days of rows loaded per source the volume plot shows, and the freshness changes its plot reads (newest first).
+VOLUME_DAYS = 30
+FRESHNESS_EVENTS = 5000
+# The schema of the tables of failed rows (the models' row rules, and dbt's stored test failures), and what a row
+# rule does with a row that breaks it, short of failing the run.
+FAILURES_SCHEMA = "dq_failures"
+RULE_ACTIONS = ("drop", "warn")
 
 _DDL = """
 CREATE SCHEMA IF NOT EXISTS gold;
@@ -55,11 +65,7 @@ def check_history(context: dg.AssetExecutionContext, postgres: PostgresResource)
             conn.execute(_DDL)
         (after,) = conn.execute("SELECT max(storage_id) FROM gold.check_history").fetchone()
 
-        @functools.cache
-        def partition_of_run(run_id: str) -> str | None:
-            run = context.instance.get_run_by_id(run_id)
-            return run.tags.get("dagster/partition") if run else None
-
+        partition_of_run = functools.cache(functools.partial(run_partition, context.instance))
         added = 0
         while True:
             records = context.instance.get_event_records(
@@ -82,6 +88,12 @@ def check_history(context: dg.AssetExecutionContext, postgres: PostgresResource)
             after = records[-1].storage_id
         (total,) = conn.execute("SELECT count(*) FROM gold.check_history").fetchone()
     return dg.MaterializeResult(metadata={"new_outcomes": added, "dagster/row_count": total})
+
+
+def run_partition(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """The partition of a single-partition run: the one its in-asset check evaluations are about (they name none)."""
+    run = instance.get_run_by_id(run_id)
+    return run.tags.get("dagster/partition") if run else None
 
 
 def _row(record: dg.EventLogRecord, partition_of_run) -> tuple:
@@ -116,23 +128,30 @@ def _row(record: dg.EventLogRecord, partition_of_run) -> tuple:
 def data_quality_dashboard(
     context: dg.AssetExecutionContext, postgres: PostgresResource
 ) -> dg.MaterializeResult:
+    # pandas costs seconds to import: the asset's run pays it, not the code location.
+    import pandas
+
     with postgres.connect() as conn:
         # The latest outcome of every check, per partition for the partitioned ones.
-        latest = conn.execute(
-            """SELECT DISTINCT ON (asset_key, check_name, partition_key)
-                      layer, asset_key, check_name, partition_key, passed, severity, storage_id, metadata
-               FROM gold.check_history ORDER BY asset_key, check_name, partition_key, storage_id DESC"""
-        ).fetchall()
+        latest = pandas.DataFrame(
+            conn.execute(
+                """SELECT DISTINCT ON (asset_key, check_name, partition_key) layer, passed
+                   FROM gold.check_history ORDER BY asset_key, check_name, partition_key, storage_id DESC"""
+            ).fetchall(),
+            columns=["layer", "passed"],
+        )
         failing = conn.execute(_FAILING_SINCE).fetchall()
-        daily = conn.execute(
-            """SELECT date_trunc('day', evaluated_at)::date AS day, layer, avg(passed::int)::float8
-               FROM gold.check_history GROUP BY 1, 2 ORDER BY 1, 2"""
-        ).fetchall()
-        quarantine = _quarantine_by_source_and_reason(conn)
+        daily = pandas.DataFrame(
+            conn.execute(
+                """SELECT date_trunc('day', evaluated_at)::date, layer, avg(passed::int)::float8 * 100
+                   FROM gold.check_history GROUP BY 1, 2 ORDER BY 1, 2"""
+            ).fetchall(),
+            columns=["day", "layer", "passing"],
+        )
+        rules = _rows_per_rule(conn, pandas)
+        quarantine = _quarantine_by_source_and_reason(conn, pandas)
+        volume = _volume_over_time(conn, pandas)
         mismatch = _media_count_mismatch(conn)
-    by_layer: dict[str, list[bool]] = {}
-    for layer, *_rest, passed, _severity, _id, _metadata in latest:
-        by_layer.setdefault(layer, []).append(passed)
     keys = list(context.instance.get_asset_keys())
     freshness = context.instance.get_freshness_state_records(keys)
     states = {key.to_user_string(): record.freshness_state.value for key, record in freshness.items()}
@@ -152,25 +171,41 @@ def data_quality_dashboard(
         markdown += "nothing\n"
     markdown += "\n## Checks: latest outcome per check and partition\n\n"
     markdown += "| layer | checks | passing | pass rate |\n|---|---|---|---|\n"
-    for layer, outcomes in sorted(by_layer.items()):
-        markdown += f"| {layer} | {len(outcomes)} | {sum(outcomes)} | {sum(outcomes) / len(outcomes):.1%} |\n"
+    by_layer = latest.groupby("layer")["passed"].agg(["count", "sum", "mean"])
+    for layer, row in by_layer.iterrows():
+        markdown += f"| {layer} | {int(row['count'])} | {int(row['sum'])} | {row['mean']:.1%} |\n"
+    if not daily.empty:
+        per_day = daily.pivot(index="day", columns="layer", values="passing")
+        markdown += f"\n## Pass rate per day\n\n![pass rate per day]({_plot(per_day, 'checks passing (%)', (0, 105))})\n"
+    markdown += rules.markdown
     markdown += quarantine
     markdown += "\n## Freshness\n\n| asset | state |\n|---|---|\n"
     markdown += (
         "".join(f"| {key} | {state} |\n" for key, state in sorted(states.items()))
         or "| (not evaluated yet) | |\n"
     )
-    if daily:
-        markdown += f"\n## Pass rate per day\n\n![pass rate per day](data:image/png;base64,{_plot(daily)})\n"
+    degraded = _degraded_over_time(context.instance, pandas)
+    if degraded is not None:
+        markdown += (
+            "\n## Freshness over time: assets at WARN and FAIL\n\n"
+            f"![freshness over time]({_plot(degraded, 'assets', step=True)})\n"
+        )
+    if volume is not None:
+        markdown += (
+            f"\n## Volume over time: rows loaded per source and day (last {VOLUME_DAYS} days with loads)\n\n"
+            f"![volume over time]({_plot(volume, 'rows loaded')})\n"
+        )
     markdown += mismatch
 
-    passed = sum(row[4] for row in latest)
+    passed = int(latest["passed"].sum())
     return dg.MaterializeResult(
         metadata={
             "dashboard": dg.MetadataValue.md(markdown),
             "checks": len(latest),
-            "pass_rate": dg.MetadataValue.float(round(passed / len(latest), 4) if latest else 1.0),
+            "pass_rate": dg.MetadataValue.float(round(passed / len(latest), 4) if len(latest) else 1.0),
             "failing_checks": len(failing),
+            "rows_dropped": rules.dropped,
+            "rows_warned": rules.warned,
             "degraded_assets": sum(1 for state in states.values() if state in ("WARN", "FAIL")),
         }
     )
@@ -198,12 +233,10 @@ ORDER BY latest.severity, latest.asset_key, latest.check_name, latest.partition_
 """
 
 
-def _quarantine_by_source_and_reason(conn) -> str:
+def _quarantine_by_source_and_reason(conn, pandas) -> str:
     """Records bronze set aside, per source and reason (a pandas pivot), once bronze exists."""
     if conn.execute("SELECT to_regclass('bronze.quarantine')").fetchone()[0] is None:
         return ""
-    import pandas
-
     counts = pandas.DataFrame(
         conn.execute("SELECT source, reason, count(*) FROM bronze.quarantine GROUP BY 1, 2").fetchall(),
         columns=["source", "reason", "records"],
@@ -214,6 +247,89 @@ def _quarantine_by_source_and_reason(conn) -> str:
         index="source", columns="reason", values="records", fill_value=0, aggfunc="sum"
     )
     return "\n## Quarantine by source and reason\n\n" + table.to_markdown() + "\n"
+
+
+class RulesSummary(NamedTuple):
+    markdown: str
+    dropped: int
+    warned: int
+
+
+def _rows_per_rule(conn, pandas) -> RulesSummary:
+    """Rows the models' row rules dropped and warned about, per model and rule: every table of `dq_failures`
+    with `rule` and `action` columns is one model's (the tables dbt tests store their failing rows in have
+    neither)."""
+    tables = conn.execute(
+        """SELECT table_name FROM information_schema.columns
+           WHERE table_schema = %s AND column_name IN ('rule', 'action')
+           GROUP BY table_name HAVING count(*) = 2 ORDER BY table_name""",
+        (FAILURES_SCHEMA,),
+    ).fetchall()
+    if not tables:
+        return RulesSummary("", 0, 0)
+    counts = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {model}, rule, action, count(*) FROM {table} GROUP BY rule, action").format(
+            model=sql.Literal(name), table=sql.Identifier(FAILURES_SCHEMA, name)
+        )
+        for (name,) in tables
+    )
+    frame = pandas.DataFrame(conn.execute(counts).fetchall(), columns=["model", "rule", "action", "rows"])
+    markdown = "\n## Rows dropped and warned per rule\n\n"
+    if frame.empty:
+        return RulesSummary(markdown + "no row broke a rule\n", 0, 0)
+    table = frame.pivot_table(
+        index=["model", "rule"], columns="action", values="rows", aggfunc="sum", fill_value=0
+    ).reindex(columns=list(RULE_ACTIONS), fill_value=0)
+    markdown += "| model | rule | dropped | warned |\n|---|---|---|---|\n"
+    markdown += "".join(
+        f"| {model} | {rule} | {row['drop']:,} | {row['warn']:,} |\n"
+        for (model, rule), row in table.iterrows()
+    )
+    return RulesSummary(markdown, int(table["drop"].sum()), int(table["warn"].sum()))
+
+
+def _volume_over_time(conn, pandas):
+    """Rows loaded per source and day, from the ledger's current loads: the day of the partition, or of the load
+    for an unpartitioned source (None before bronze has loaded anything)."""
+    if conn.execute("SELECT to_regclass('ledger.loads')").fetchone()[0] is None:
+        return None
+    frame = pandas.DataFrame(
+        conn.execute(
+            """SELECT coalesce(left(partition_key, 10)::date, finished_at::date), source, sum(records_loaded)::bigint
+               FROM ledger.loads WHERE status = 'archived' GROUP BY 1, 2"""
+        ).fetchall(),
+        columns=["day", "source", "rows"],
+    )
+    if frame.empty:
+        return None
+    per_day = frame.pivot_table(index="day", columns="source", values="rows", aggfunc="sum", fill_value=0)
+    return per_day.sort_index().tail(VOLUME_DAYS)
+
+
+def _degraded_over_time(instance: dg.DagsterInstance, pandas):
+    """How many assets were at WARN and at FAIL after each freshness change the freshness daemon recorded (None
+    before it recorded any)."""
+    records = instance.get_event_records(
+        dg.EventRecordsFilter(event_type=DagsterEventType.FRESHNESS_STATE_CHANGE), limit=FRESHNESS_EVENTS
+    )
+    if not records:
+        return None
+    changes = pandas.DataFrame(
+        [
+            (
+                datetime.fromtimestamp(r.timestamp, UTC),
+                r.event_log_entry.dagster_event.event_specific_data.key.to_user_string(),
+                r.event_log_entry.dagster_event.event_specific_data.new_state.value,
+            )
+            for r in records
+        ],
+        columns=["at", "asset", "state"],
+    )
+    # Each asset's state, carried forward from its last change; then the assets in each state at every change.
+    states = (
+        changes.pivot_table(index="at", columns="asset", values="state", aggfunc="last").sort_index().ffill()
+    )
+    return pandas.DataFrame({state: (states == state).sum(axis=1) for state in ("WARN", "FAIL")})
 
 
 def _media_count_mismatch(conn) -> str:
@@ -239,21 +355,24 @@ def _media_count_mismatch(conn) -> str:
     return markdown
 
 
-def _plot(daily: list[tuple]) -> str:
+def _plot(frame, ylabel: str, ylim: tuple[float, float] | None = None, *, step: bool = False) -> str:
+    """A line per column of `frame` over its index, as a PNG data URI the asset page shows inline."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    figure, axes = pyplot.subplots(figsize=(7, 3))
-    for layer in sorted({layer for _, layer, _ in daily}):
-        points = [(day, rate) for day, name, rate in daily if name == layer]
-        axes.plot([d for d, _ in points], [r * 100 for _, r in points], marker="o", label=layer)
-    axes.set_ylabel("checks passing (%)")
-    axes.set_ylim(0, 105)
-    axes.legend(loc="lower left")
+    axes = frame.plot(
+        figsize=(7, 3), marker=None if step else "o", drawstyle="steps-post" if step else "default"
+    )
+    axes.set_xlabel("")
+    axes.set_ylabel(ylabel)
+    if ylim:
+        axes.set_ylim(*ylim)
+    axes.legend(loc="upper left", fontsize="small", ncol=2)
+    figure = axes.get_figure()
     figure.autofmt_xdate()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     pyplot.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode()
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
