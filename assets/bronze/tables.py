@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS bronze.quarantine (
     raw_bytes bytea,
     quarantined_at timestamptz NOT NULL DEFAULT now()
 );
+-- The path of a value a discard_value contract took out of a loaded record; NULL for a record (or file) set aside.
+ALTER TABLE bronze.quarantine ADD COLUMN IF NOT EXISTS value_path text;
 CREATE INDEX IF NOT EXISTS quarantine_load_idx ON bronze.quarantine (load_id);
 CREATE INDEX IF NOT EXISTS quarantine_source_reason_idx ON bronze.quarantine (source, reason);
 """
