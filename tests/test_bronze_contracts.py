@@ -275,3 +275,62 @@ def test_discard_value_loads_every_record_without_its_breaching_values(resources
         4,
     )
     assert known_types(resources, "$.media[*].media_type") == ["string"]
+
+
+def test_a_ledger_from_before_paths_and_types_keeps_its_names_known(resources):
+    with resources["postgres"].connect(autocommit=True) as conn:
+        conn.execute(
+            """CREATE SCHEMA ledger;
+               CREATE TABLE ledger.source_fields (
+                   source text NOT NULL, field text NOT NULL, first_load_id bigint NOT NULL,
+                   last_load_id bigint NOT NULL, PRIMARY KEY (source, field));
+               INSERT INTO ledger.source_fields VALUES
+                   ('social_posts/x', 'post_id', 0, 0), ('social_posts/x', 'network', 0, 0),
+                   ('social_posts/x', 'account_id', 0, 0), ('social_posts/x', 'like count', 0, 0)"""
+        )
+    land(resources, DAY1, BASELINE)
+
+    result = load(resources, posts_asset("evolve"), DAY1)
+
+    assert result.success
+    metadata = check(result, "schema_drift")[2]
+    assert (metadata["new_fields"], metadata["missing_fields"]) == (["likes", "media"], ["like count"])
+    with resources["postgres"].connect() as conn:
+        old = conn.execute(
+            "SELECT field, path, json_type FROM ledger.source_fields WHERE first_load_id = 0 ORDER BY field"
+        ).fetchall()
+    assert old == [
+        ("account_id", "$.account_id", "null"),
+        ("like count", '$."like count"', "null"),
+        ("network", "$.network", "null"),
+        ("post_id", "$.post_id", "null"),
+    ]
+
+
+def test_a_frozen_cdc_table_takes_qlik_header_columns_and_refuses_a_new_column(resources):
+    # cdc_brands is frozen by configuration: its change files add the header columns its entry declares to what
+    # the first full load established; a column the operational table gained is refused until accepted.
+    cdc = build_bronze_asset(SOURCES_BY_NAME["cdc_brands"])
+    assert cdc.metadata_by_key[cdc.key]["schema_contract"] == "freeze"
+    root = resources["landing"].root_path
+    header = "header__change_seq,header__change_oper,header__timestamp,brand_id,name"
+    files = {
+        "cdc/brands/LOAD00000001.csv": "brand_id,name\nB1,Alpha\nB2,Beta\n",
+        "cdc/brands__ct/20261101-100000000.csv": f"{header}\n1,U,2026-11-01T10:00:00,B1,Alpha Two\n",
+        "cdc/brands__ct/20261101-110000000.csv": f"{header},tier\n2,U,2026-11-01T11:00:00,B2,Beta Two,gold\n",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+        assert dg.materialize([cdc], resources=resources).success
+
+    with resources["postgres"].connect() as conn:
+        names = conn.execute(
+            "SELECT raw->>'name' FROM bronze.cdc_brands ORDER BY load_id, record_number"
+        ).fetchall()
+    assert [n for (n,) in names] == ["Alpha", "Beta", "Alpha Two"]
+    assert [ledger_row(resources, name)[0] for name in files] == ["archived", "archived", "errored"]
+    assert ledger_row(resources, "cdc/brands__ct/20261101-110000000.csv")[5] == (
+        "schema_frozen: cdc/brands__ct/20261101-110000000.csv, record 1: new field $.tier (string) "
+        "(the source's contract is freeze: nothing of the file is loaded)"
+    )

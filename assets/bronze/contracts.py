@@ -38,6 +38,9 @@ TYPE_CHANGE = "type_change"
 SCHEMA_FROZEN = "schema_frozen"
 
 ROOT = "$"
+# Paths are followed this many containers deep; a container deeper down counts as its type, its insides untracked
+# (a record may nest a thousand levels: the walk must not recurse that far).
+MAX_DEPTH = 32
 _JSON_TYPES = {
     str: "string",
     int: "number",
@@ -121,7 +124,7 @@ class Shapes:
 
     def breaches(self, record: dict) -> list[Breach]:
         found: list[Breach] = []
-        self._object(record, ROOT, "", found)
+        self._object(record, ROOT, "", 1, found)
         return found
 
     @property
@@ -129,23 +132,21 @@ class Shapes:
         """The pairs that reach bronze: every pair seen but the breaching ones (a breach breaches in any record)."""
         return {pair for pair in self.seen if (pair.path, pair.json_type) not in self.breached}
 
-    def _object(self, obj: dict, parent: str, top: str, found: list[Breach]) -> None:
+    def _object(self, obj: dict, parent: str, top: str, depth: int, found: list[Breach]) -> None:
         shape = (parent, tuple(obj), tuple(map(type, obj.values())))
         learned = self._objects.get(shape)
         if learned is None:
-            learned = self._objects[shape] = self._learn_object(*shape, top)
+            learned = self._objects[shape] = self._learn_object(*shape, top, depth < MAX_DEPTH)
         breaches, children = learned
         if breaches:
             found.extend(breaches)
-        if children:
-            values = tuple(obj.values())
-            for index, path, under, kind in children:
-                if kind is dict:
-                    self._object(values[index], path, under, found)
-                else:
-                    self._list(values[index], path, under, found)
+        for key, path, under, kind in children:
+            if kind is dict:
+                self._object(obj[key], path, under, depth + 1, found)
+            else:
+                self._list(obj[key], path, under, depth + 1, found)
 
-    def _list(self, items: list, items_at: str, top: str, found: list[Breach]) -> None:
+    def _list(self, items: list, items_at: str, top: str, depth: int, found: list[Breach]) -> None:
         kinds = frozenset(map(type, items))
         shape = (items_at, kinds)
         breaches = self._lists.get(shape)
@@ -154,28 +155,32 @@ class Shapes:
             breaches = self._lists[shape] = [breach for breach in learned if breach]
         if breaches:
             found.extend(breaches)
+        if depth >= MAX_DEPTH:
+            return
         if dict in kinds:
             for item in items:
                 if type(item) is dict:
-                    self._object(item, items_at, top, found)
+                    self._object(item, items_at, top, depth + 1, found)
         if list in kinds:
             nested = items_path(items_at)
             for item in items:
                 if type(item) is list:
-                    self._list(item, nested, top, found)
+                    self._list(item, nested, top, depth + 1, found)
 
-    def _learn_object(self, parent: str, keys: tuple, kinds: tuple, top: str) -> tuple[list, list]:
+    def _learn_object(
+        self, parent: str, keys: tuple, kinds: tuple, top: str, descend: bool
+    ) -> tuple[list, list]:
         breaches, children = [], []
-        for index, (key, kind) in enumerate(zip(keys, kinds, strict=True)):
+        for key, kind in zip(keys, kinds, strict=True):
             path = child_path(parent, key)
             under = key if parent == ROOT else top
             breach = self._learn(under, path, json_type_of(kind))
             if breach:
                 breaches.append(breach)
-            if kind is dict:
-                children.append((index, path, under, kind))
-            elif kind is list:
-                children.append((index, items_path(path), under, kind))
+            if descend and kind is dict:
+                children.append((key, path, under, kind))
+            elif descend and kind is list:
+                children.append((key, items_path(path), under, kind))
         return breaches, children
 
     def _learn(self, top: str, path: str, kind: str) -> Breach | None:

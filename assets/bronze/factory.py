@@ -52,6 +52,7 @@ def build_bronze_asset(source: Source) -> dg.AssetsDefinition:
             "dagster/column_schema": column_schema(source),
             "landing_patterns": dg.MetadataValue.json(list(source.patterns)),
             "natural_key": dg.MetadataValue.json(list(source.natural_key)),
+            "schema_contract": source.contract,
         },
     )
     def bronze_asset(

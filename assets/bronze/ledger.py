@@ -386,9 +386,10 @@ def record_schema(
     conn: psycopg.Connection, scope: str, pairs_by_load: dict[int, set[tuple[str, str, str]]]
 ) -> None:
     """Add the (field, path, JSON type) pairs each load carried to the scope's known schema."""
-    rows = [
-        (scope, *pair, load_id, load_id) for load_id, pairs in pairs_by_load.items() for pair in sorted(pairs)
-    ]
+    # In one order whatever the loads, so that two partitions of a scope loading at once lock rows alike.
+    rows = sorted(
+        (scope, *pair, load_id, load_id) for load_id, pairs in pairs_by_load.items() for pair in pairs
+    )
     with conn.cursor() as cur:
         cur.executemany(
             """INSERT INTO ledger.source_fields (source, field, path, json_type, first_load_id, last_load_id)

@@ -188,31 +188,6 @@ def _copy_file(
                 detail = f"jsonb refuses it: {refused[number]}"
                 rejected.append(Quarantined(load_id, file_name, number, "unsupported_json", detail, raw))
                 continue
-            # The contract's cost on a conforming record is one call; a breach takes the slow path.
-            set_aside: list[Quarantined] = []
-            breaches = breaches_of(obj)
-            if breaches:
-                breaches = outermost(breaches)
-                if contract == "freeze":
-                    raise FileError(SCHEMA_FROZEN, _frozen(file_name, number, breaches))
-                if contract == "discard_row":
-                    detail = "; ".join(b.describe() for b in breaches)
-                    rejected.append(Quarantined(load_id, file_name, number, _reason(breaches), detail, raw))
-                    continue
-                obj, removed = prune(obj, breaches)
-                raw = orjson.dumps(obj)
-                set_aside = [
-                    Quarantined(
-                        load_id,
-                        file_name,
-                        number,
-                        r.breach.reason,
-                        r.breach.describe(),
-                        orjson.dumps(r.value),
-                        r.breach.path,
-                    )
-                    for r in removed
-                ]
             values = extract(obj)
             keys = key_values(values)
             # A key of 0 or false is a value: only an absent one (or an empty string) is missing.
@@ -225,14 +200,39 @@ def _copy_file(
                 detail = f"nested deeper than {MAX_MIRROR_DEPTH} levels: the MongoDB copy cannot hold it"
                 rejected.append(Quarantined(load_id, file_name, number, "too_deep", detail, raw))
                 continue
+            # The contract's cost on a conforming record is one call; a breach takes the slow path.
+            breaches = breaches_of(obj)
+            if breaches:
+                breaches = outermost(breaches)
+                if contract == "freeze":
+                    raise FileError(SCHEMA_FROZEN, _frozen(file_name, number, breaches))
+                detail = "; ".join(b.describe() for b in breaches)
+                if contract == "discard_value":
+                    obj, removed = prune(obj, breaches)
+                    values = extract(obj)
+                if contract == "discard_row" or None in key_values(values) or "" in key_values(values):
+                    # A record whose key is the breaching value has nothing left to load.
+                    rejected.append(Quarantined(load_id, file_name, number, _reason(breaches), detail, raw))
+                    continue
+                raw = orjson.dumps(obj)
+                outcome.values_discarded.update(r.breach.reason for r in removed)
+                rejected.extend(
+                    Quarantined(
+                        load_id,
+                        file_name,
+                        number,
+                        r.breach.reason,
+                        r.breach.describe(),
+                        orjson.dumps(r.value),
+                        r.breach.path,
+                    )
+                    for r in removed
+                )
             digest = md5(raw).digest()
             if screen:
                 screen.add(digest)
             write_row((load_id, file_name, number, *partition_values, digest, *values, raw))
             loaded += 1
-            if set_aside:
-                outcome.values_discarded.update(q.reason for q in set_aside)
-                rejected += set_aside
     outcome.read, outcome.loaded = read, loaded
     outcome.quarantined.update(r.reason for r in rejected if r.value_path is None)
     write_quarantine(conn, source.name, partition_key, rejected)
