@@ -41,6 +41,9 @@ ROOT = "$"
 # Paths are followed this many containers deep; a container deeper down counts as its type, its insides untracked
 # (a record may nest a thousand levels: the walk must not recurse that far).
 MAX_DEPTH = 32
+# Shapes remembered per file: objects keyed by data (ids as keys) make every record a new shape, and the memory for
+# them stays bounded; past the limit a new shape is judged again each time it comes.
+MAX_SHAPES = 10_000
 _JSON_TYPES = {
     str: "string",
     int: "number",
@@ -136,7 +139,9 @@ class Shapes:
         shape = (parent, tuple(obj), tuple(map(type, obj.values())))
         learned = self._objects.get(shape)
         if learned is None:
-            learned = self._objects[shape] = self._learn_object(*shape, top, depth < MAX_DEPTH)
+            learned = self._learn_object(*shape, top, depth < MAX_DEPTH)
+            if len(self._objects) < MAX_SHAPES:
+                self._objects[shape] = learned
         breaches, children = learned
         if breaches:
             found.extend(breaches)
@@ -158,9 +163,13 @@ class Shapes:
         if depth >= MAX_DEPTH:
             return
         if dict in kinds:
+            objects = self._objects
             for item in items:
+                # Inline for the usual item: a known shape with nothing to report and nothing inside to walk.
                 if type(item) is dict:
-                    self._object(item, items_at, top, depth + 1, found)
+                    learned = objects.get((items_at, tuple(item), tuple(map(type, item.values()))))
+                    if learned is None or learned[0] or learned[1]:
+                        self._object(item, items_at, top, depth + 1, found)
         if list in kinds:
             nested = items_path(items_at)
             for item in items:
