@@ -6,6 +6,7 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
+from assets.bronze.contracts import NEW_FIELD, ROOT, SCHEMA_FROZEN, TYPE_CHANGE, child_path
 from assets.bronze.duplicates import duplicate_scope
 from assets.bronze.partition_load import FileOutcome
 from assets.bronze.sources import Source
@@ -41,7 +42,9 @@ def check_specs(source: Source) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec(
             SCHEMA_DRIFT,
             asset=key,
-            description="Top-level fields new or missing compared with the source's history.",
+            description="The records' schema against the source's history: top-level fields new or missing, "
+            "nested fields new, fields whose JSON type changed (null is no type); with what the source's contract "
+            "did about it.",
         ),
         dg.AssetCheckSpec(
             QUARANTINE_RATE,
@@ -67,7 +70,7 @@ def accounted(conn: psycopg.Connection, source: Source, load_ids: list[int]) -> 
         sql.SQL(
             """SELECT l.load_id, l.path, coalesce(l.records_read, 0),
                       (SELECT count(*) FROM {table} b WHERE b.load_id = l.load_id),
-                      (SELECT count(*) FROM {quarantine} q WHERE q.load_id = l.load_id)
+                      (SELECT count(*) FROM {quarantine} q WHERE q.load_id = l.load_id AND q.value_path IS NULL)
                FROM ledger.loads l WHERE l.load_id = ANY(%s) ORDER BY l.load_id"""
         ).format(table=table(source), quarantine=QUARANTINE),
         (load_ids,),
@@ -114,18 +117,58 @@ def no_duplicate_records(
     )
 
 
-def schema_drift(known_before: set[str], outcomes: list[FileOutcome]) -> dg.AssetCheckResult:
-    seen = set().union(*(o.fields_seen for o in outcomes)) if outcomes else set()
-    new = sorted(seen - known_before) if known_before else []
-    missing = sorted(known_before - seen) if seen else []
+def schema_drift(
+    known_before: list[tuple[str, str, str]], outcomes: list[FileOutcome], contract: str
+) -> dg.AssetCheckResult:
+    """`known_before`: the (field, path, JSON type) pairs the scope knew before these loads; the loads' records
+    are compared with it, those a contract set aside or refused included: drift is what the sender did."""
+    seen = set().union(*(o.shapes.seen for o in outcomes)) if outcomes else set()
+    known_types: dict[str, set[str]] = {}
+    for _, path, kind in known_before:
+        known_types.setdefault(path, set()).add(kind)
+    known_names = {name for name, _, _ in known_before}
+    seen_names = {pair.field for pair in seen}
+    new = sorted(seen_names - known_names) if known_before else []
+    missing = sorted(known_names - seen_names) if seen else []
+    seen_types: dict[str, set[str]] = {}
+    for pair in seen:
+        seen_types.setdefault(pair.path, set()).add(pair.json_type)
+    nested = []
+    if known_before:
+        fresh = {
+            pair.path
+            for pair in seen
+            if pair.path not in known_types
+            and pair.field in known_names
+            and pair.path != child_path(ROOT, pair.field)
+        }
+        # A new object's keys are new too: the object's own path says it.
+        nested = sorted(
+            p for p in fresh if not any(p.startswith(o) and p[len(o)] in ".[" for o in fresh if o != p)
+        )
+    type_changes = []
+    for path, kinds in sorted(seen_types.items()):
+        typed = known_types.get(path, set()) - {"null"}
+        arrived = kinds - typed - {"null"}
+        if typed and arrived:
+            type_changes.append({"path": path, "known": sorted(typed), "seen": sorted(arrived)})
+    refused = [o.load.path for o in outcomes if o.quarantined.get(SCHEMA_FROZEN)]
     return dg.AssetCheckResult(
         check_name=SCHEMA_DRIFT,
-        passed=not new and not missing,
+        passed=not new and not missing and not nested and not type_changes,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "new_fields": dg.MetadataValue.json(new),
             "missing_fields": dg.MetadataValue.json(missing),
-            "fields_seen": len(seen),
+            "new_nested_fields": dg.MetadataValue.json(nested),
+            "type_changes": dg.MetadataValue.json(type_changes),
+            "fields_seen": len(seen_names),
+            "contract": contract,
+            "rows_discarded": sum(
+                o.quarantined.get(r, 0) for o in outcomes for r in (NEW_FIELD, TYPE_CHANGE)
+            ),
+            "values_discarded": sum(sum(o.values_discarded.values()) for o in outcomes),
+            "files_refused": dg.MetadataValue.json(refused),
         },
     )
 

@@ -9,6 +9,7 @@ import dagster as dg
 from psycopg import sql
 
 from assets.bronze import checks, ledger
+from assets.bronze.contracts import CONTRACTS, KnownSchema
 from assets.bronze.discover import discover
 from assets.bronze.mongo_extract import MONGO_SOURCES, build_mongo_asset
 from assets.bronze.partition_load import FileOutcome, load_partition
@@ -26,6 +27,9 @@ class BronzeLoadConfig(dg.Config):
     current file of the source (of the run's partitions, for a partitioned source)."""
 
     reload_all: bool = False
+    # This run judges records by this contract instead of the source's (`evolve` accepts what a frozen source
+    # refused: with `reload_all`, the refused files load and their fields join the known schema).
+    contract: str | None = None
 
 
 def build_bronze_asset(source: Source) -> dg.AssetsDefinition:
@@ -48,6 +52,7 @@ def build_bronze_asset(source: Source) -> dg.AssetsDefinition:
             "dagster/column_schema": column_schema(source),
             "landing_patterns": dg.MetadataValue.json(list(source.patterns)),
             "natural_key": dg.MetadataValue.json(list(source.natural_key)),
+            "schema_contract": source.contract,
         },
     )
     def bronze_asset(
@@ -80,6 +85,10 @@ def materialize(
     """Load each partition of the run (one, a range, or the unpartitioned source) in its own transaction. A
     partition that fails does not stop the others: they are materialized and checked, and the run then fails
     naming it (its loads stay retryable, so a re-run loads only what is left)."""
+    if config.contract is not None and config.contract not in CONTRACTS:
+        raise dg.Failure(
+            description=f"contract {config.contract!r} is not one of {', '.join(CONTRACTS)}",
+        )
     partition_keys = list(context.partition_keys) if source.partitions_def else [None]
     done: list[PartitionLoad] = []
     failed: dict[str, str] = {}
@@ -193,7 +202,12 @@ def _load_one(
         loads = ledger.pending_loads(conn, source.name)
     load_ids = [load.load_id for load in loads]
     scope = drift_scope(source, partition_key)
-    known_before = ledger.known_fields(conn, scope, min(load_ids)) if load_ids else set()
+    recorded = ledger.known_schema(conn, scope) if load_ids else []
+    # Drift is judged against what the scope knew before these loads; the contract against all it knows, so that
+    # a partition loaded again accepts what its first load was accepted with. Nothing known yet: this load
+    # establishes the schema.
+    known_before = [(f, path, kind) for f, path, kind, first in recorded if first < min(load_ids)]
+    known = KnownSchema.of([(p, k) for _, p, k, _ in recorded], source.configured_names) if recorded else None
     if not loads:
         context.log.info(f"{source.name} {partition_key or ''}: nothing new to load")
     ledger.mark_ingesting(conn, load_ids, context.run_id)
@@ -206,8 +220,18 @@ def _load_one(
                 loads,
                 landing_root=Path(landing.root_path),
                 settled_path=lambda o: landing.settled_path(o.load.path, errored=bool(o.error)),
+                contract=config.contract or source.contract,
+                known=known,
             )
-            ledger.record_fields(conn, scope, {o.load.load_id: o.fields_seen for o in outcomes})
+            ledger.record_schema(
+                conn,
+                scope,
+                {
+                    o.load.load_id: {(p.field, p.path, p.json_type) for p in o.shapes.accepted}
+                    for o in outcomes
+                    if not o.error
+                },
+            )
     except Exception as exc:
         ledger.mark_failed(conn, load_ids, f"{type(exc).__name__}: {exc}")
         raise
@@ -221,7 +245,7 @@ def _load_one(
     results = [
         checks.accounted(conn, source, accounted_ids),
         checks.no_duplicate_records(conn, source, partition_values),
-        checks.schema_drift(known_before, outcomes),
+        checks.schema_drift(known_before, outcomes, config.contract or source.contract),
         checks.quarantine_rate(source, outcomes),
         checks.no_empty_files(outcomes),
     ]

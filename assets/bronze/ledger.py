@@ -50,13 +50,34 @@ CREATE TABLE IF NOT EXISTS ledger.loads (
 );
 CREATE INDEX IF NOT EXISTS loads_source_sha_idx ON ledger.loads (source, sha256);
 CREATE INDEX IF NOT EXISTS loads_source_partition_idx ON ledger.loads (source, partition_key, status);
+-- The known schema of a source (or of a source's network: `source` is the scope), one row per path and JSON type
+-- its loaded records carried (assets.bronze.contracts); `field` is the top-level key the path lies under.
 CREATE TABLE IF NOT EXISTS ledger.source_fields (
     source text NOT NULL,
     field text NOT NULL,
+    path text NOT NULL,
+    json_type text NOT NULL,
     first_load_id bigint NOT NULL,
     last_load_id bigint NOT NULL,
-    PRIMARY KEY (source, field)
+    PRIMARY KEY (source, path, json_type)
 );
+-- A ledger made before paths and types: its top-level names stay known, of no type yet (as a field seen only null).
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT FROM information_schema.columns
+        WHERE table_schema = 'ledger' AND table_name = 'source_fields' AND column_name = 'path'
+    ) THEN
+        ALTER TABLE ledger.source_fields ADD COLUMN path text, ADD COLUMN json_type text NOT NULL DEFAULT 'null';
+        UPDATE ledger.source_fields SET path = '$.' || CASE
+            WHEN field ~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN field ELSE to_json(field)::text END;
+        ALTER TABLE ledger.source_fields
+            ALTER COLUMN path SET NOT NULL,
+            ALTER COLUMN json_type DROP DEFAULT,
+            DROP CONSTRAINT source_fields_pkey,
+            ADD PRIMARY KEY (source, path, json_type);
+    END IF;
+END $$;
 -- What the raw-document copy holds (assets.bronze.documents): per load, the bronze load it copied.
 CREATE TABLE IF NOT EXISTS ledger.documents (
     load_id bigint PRIMARY KEY REFERENCES ledger.loads (load_id),
@@ -354,24 +375,26 @@ def mark_failed(conn: psycopg.Connection, load_ids: list[int], error: str) -> No
         )
 
 
-def known_fields(conn: psycopg.Connection, scope: str, before_load_id: int) -> set[str]:
-    """Fields of `scope` (a source, or a source's network) seen in loads older than `before_load_id`."""
-    rows = conn.execute(
-        "SELECT field FROM ledger.source_fields WHERE source = %s AND first_load_id < %s",
-        (scope, before_load_id),
+def known_schema(conn: psycopg.Connection, scope: str) -> list[tuple[str, str, str, int]]:
+    """Every (field, path, JSON type, first load) `scope` (a source, or a source's network) has recorded."""
+    return conn.execute(
+        "SELECT field, path, json_type, first_load_id FROM ledger.source_fields WHERE source = %s", (scope,)
     ).fetchall()
-    return {row[0] for row in rows}
 
 
-def record_fields(conn: psycopg.Connection, scope: str, fields_by_load: dict[int, set[str]]) -> None:
-    rows = [
-        (scope, name, load_id, load_id) for load_id, names in fields_by_load.items() for name in sorted(names)
-    ]
+def record_schema(
+    conn: psycopg.Connection, scope: str, pairs_by_load: dict[int, set[tuple[str, str, str]]]
+) -> None:
+    """Add the (field, path, JSON type) pairs each load carried to the scope's known schema."""
+    # In one order whatever the loads, so that two partitions of a scope loading at once lock rows alike.
+    rows = sorted(
+        (scope, *pair, load_id, load_id) for load_id, pairs in pairs_by_load.items() for pair in pairs
+    )
     with conn.cursor() as cur:
         cur.executemany(
-            """INSERT INTO ledger.source_fields (source, field, first_load_id, last_load_id)
-               VALUES (%s, %s, %s, %s)
-               ON CONFLICT (source, field) DO UPDATE SET
+            """INSERT INTO ledger.source_fields (source, field, path, json_type, first_load_id, last_load_id)
+               VALUES (%s, %s, %s, %s, %s, %s)
+               ON CONFLICT (source, path, json_type) DO UPDATE SET
                    first_load_id = least(ledger.source_fields.first_load_id, EXCLUDED.first_load_id),
                    last_load_id = greatest(ledger.source_fields.last_load_id, EXCLUDED.last_load_id)""",
             rows,

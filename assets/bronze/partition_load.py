@@ -1,8 +1,9 @@
 """The load of one source partition's ledgered files into its bronze table, in the caller's transaction.
 
-Per file (inside a savepoint): stream records → binary COPY of lineage + extracted columns + the raw JSON;
-records that cannot be used go to `bronze.quarantine` with the reason. A file that cannot be read at all
-becomes one quarantine entry and an `errored` load. Then byte-identical records within the partition are
+Per file (inside a savepoint): stream records → the source's schema contract (assets.bronze.contracts) →
+binary COPY of lineage + extracted columns + the raw JSON; records that cannot be used go to `bronze.quarantine`
+with the reason. A file that cannot be read at all, or that a frozen contract refuses, becomes one quarantine
+entry and an `errored` load. Then byte-identical records within the partition are
 moved to quarantine (`duplicate_record`), and the ledger rows get their counts — all in the same
 transaction as the data, so a killed load leaves nothing visible.
 """
@@ -16,11 +17,23 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
+import orjson
 import psycopg
 from psycopg import sql
 from psycopg.types.json import set_json_dumps
 
 from assets.bronze import ledger
+from assets.bronze.contracts import (
+    NEW_FIELD,
+    SCHEMA_FROZEN,
+    TYPE_CHANGE,
+    Breach,
+    Contract,
+    KnownSchema,
+    Shapes,
+    outermost,
+    prune,
+)
 from assets.bronze.documents import MAX_MIRROR_DEPTH, too_deep
 from assets.bronze.duplicates import DUPLICATE_RECORD, DuplicateScreen, quarantine_duplicates
 from assets.bronze.jsonb_refusals import refused_records
@@ -42,7 +55,9 @@ class FileOutcome:
     quarantined: Counter = field(default_factory=Counter)
     error: str | None = None
     details: dict = field(default_factory=dict)
-    fields_seen: set[str] = field(default_factory=set)
+    # The shapes of the file's records (assets.bronze.contracts), and the values a discard_value contract took out.
+    shapes: Shapes = field(default_factory=Shapes)
+    values_discarded: Counter = field(default_factory=Counter)
 
     @property
     def status(self) -> str:
@@ -57,8 +72,11 @@ def load_partition(
     *,
     landing_root: Path,
     settled_path: Callable[[FileOutcome], str] | None = None,
+    contract: Contract = "evolve",
+    known: KnownSchema | None = None,
 ) -> list[FileOutcome]:
-    """Replace the rows of `loads` (and of the loads they supersede) with a fresh load of their files."""
+    """Replace the rows of `loads` (and of the loads they supersede) with a fresh load of their files, each record
+    judged by `contract` against the `known` schema (None: nothing to judge against yet)."""
     conn.execute(
         "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(coalesce(%s, '')))", (source.name, partition_key)
     )
@@ -72,25 +90,27 @@ def load_partition(
     # A partitioned source reloads its whole partition here, so an in-memory screen sees every record of
     # it; an unpartitioned one is compared with all earlier loads in Postgres.
     screen = DuplicateScreen() if source.partitioning != "none" else None
+    judged = known if contract != "evolve" else None
     outcomes = []
     for load in loads:
         path = locate(landing_root, load)
-        outcome = FileOutcome(load)
+        outcome = FileOutcome(load, shapes=Shapes(judged))
         try:
             try:
                 with conn.transaction():
-                    _copy_file(conn, source, partition_key, load, path, outcome, screen)
+                    _copy_file(conn, source, partition_key, load, path, outcome, screen, contract)
             except psycopg.errors.DataError:
                 # Postgres refused a value the readers let through and COPY names no record: find the refused
                 # records, then load the file again with them quarantined. One record must not cost its file,
                 # nor its file the partition. (The screen saw this file's hashes once already: they only become
                 # candidates for the exact check.)
                 refused = refused_records(conn, source, path)
-                outcome = FileOutcome(load)
+                outcome = FileOutcome(load, shapes=Shapes(judged))
                 with conn.transaction():
-                    _copy_file(conn, source, partition_key, load, path, outcome, screen, refused)
+                    _copy_file(conn, source, partition_key, load, path, outcome, screen, contract, refused)
         except FileError as exc:
-            outcome = FileOutcome(load, read=1, error=str(exc))
+            # What a refused file showed of its shapes stays for schema_drift; none of it is recorded as known.
+            outcome = FileOutcome(load, read=1, error=str(exc), shapes=outcome.shapes)
             outcome.quarantined[exc.reason] = 1
             raw = path.open("rb").read(MAX_FILE_QUARANTINE_BYTES) if path.exists() else b""
             write_quarantine(
@@ -118,7 +138,9 @@ def load_partition(
             quarantined=dict(outcome.quarantined),
             stored_path=settled_path(outcome) if settled_path else outcome.load.stored_path,
             error=outcome.error,
-            details=outcome.details,
+            details={**outcome.details, "values_discarded": dict(outcome.values_discarded)}
+            if outcome.values_discarded
+            else outcome.details,
         )
     ledger.mark_superseded(conn, [load.supersedes for load in loads if load.supersedes])
     return outcomes
@@ -132,6 +154,7 @@ def _copy_file(
     path: Path,
     outcome: FileOutcome,
     screen: DuplicateScreen | None,
+    contract: Contract,
     refused: dict[int, str] | None = None,
 ) -> None:
     extract = extractor(source.fields)
@@ -147,7 +170,7 @@ def _copy_file(
     )
     rejected: list[Quarantined] = []
     mirrored = source.mirror_to_mongo
-    fields_seen = outcome.fields_seen
+    breaches_of = outcome.shapes.breaches
     load_id, file_name = load.load_id, load.path
     read = loaded = 0
     md5 = hashlib.md5
@@ -177,12 +200,52 @@ def _copy_file(
                 detail = f"nested deeper than {MAX_MIRROR_DEPTH} levels: the MongoDB copy cannot hold it"
                 rejected.append(Quarantined(load_id, file_name, number, "too_deep", detail, raw))
                 continue
-            fields_seen.update(obj)
+            # The contract's cost on a conforming record is one call; a breach takes the slow path.
+            breaches = breaches_of(obj)
+            if breaches:
+                breaches = outermost(breaches)
+                if contract == "freeze":
+                    raise FileError(SCHEMA_FROZEN, _frozen(file_name, number, breaches))
+                detail = "; ".join(b.describe() for b in breaches)
+                if contract == "discard_value":
+                    obj, removed = prune(obj, breaches)
+                    values = extract(obj)
+                if contract == "discard_row" or None in key_values(values) or "" in key_values(values):
+                    # A record whose key is the breaching value has nothing left to load.
+                    rejected.append(Quarantined(load_id, file_name, number, _reason(breaches), detail, raw))
+                    continue
+                raw = orjson.dumps(obj)
+                outcome.values_discarded.update(r.breach.reason for r in removed)
+                rejected.extend(
+                    Quarantined(
+                        load_id,
+                        file_name,
+                        number,
+                        r.breach.reason,
+                        r.breach.describe(),
+                        orjson.dumps(r.value),
+                        r.breach.path,
+                    )
+                    for r in removed
+                )
             digest = md5(raw).digest()
             if screen:
                 screen.add(digest)
             write_row((load_id, file_name, number, *partition_values, digest, *values, raw))
             loaded += 1
     outcome.read, outcome.loaded = read, loaded
-    outcome.quarantined.update(r.reason for r in rejected)
+    outcome.quarantined.update(r.reason for r in rejected if r.value_path is None)
     write_quarantine(conn, source.name, partition_key, rejected)
+
+
+def _reason(breaches: list[Breach]) -> str:
+    """A record's quarantine reason: a new field if it has one, else a type change."""
+    return NEW_FIELD if any(b.reason == NEW_FIELD for b in breaches) else TYPE_CHANGE
+
+
+def _frozen(file_name: str, number: int, breaches: list[Breach]) -> str:
+    return (
+        f"{file_name}, record {number}: "
+        + "; ".join(b.describe() for b in breaches)
+        + (" (the source's contract is freeze: nothing of the file is loaded)")
+    )

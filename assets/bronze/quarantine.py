@@ -21,11 +21,13 @@ _COLUMNS = (
     "detail",
     "raw_text",
     "raw_bytes",
+    "value_path",
 )
 
 
 class Quarantined(NamedTuple):
-    """One set-aside record; `record_number` is None when the whole file is set aside."""
+    """One set-aside record; `record_number` is None when the whole file is set aside. With `value_path`, one
+    value set aside from a record that loaded (a `discard_value` contract): `raw` is that value."""
 
     load_id: int
     source_file: str
@@ -33,6 +35,7 @@ class Quarantined(NamedTuple):
     reason: str
     detail: str | None
     raw: bytes
+    value_path: str | None = None
 
 
 def write_quarantine(
@@ -60,6 +63,7 @@ def write_quarantine(
                     record.detail,
                     text,
                     record.raw,
+                    record.value_path,
                 )
             )
     return len(records)

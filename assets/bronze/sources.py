@@ -9,6 +9,7 @@ from typing import Literal
 
 import dagster as dg
 
+from assets.bronze.contracts import Contract
 from assets.partitions import NETWORKS, PARTITIONS_DEFS, Key, Partitioning, key_for
 
 Format = Literal["jsonl", "json", "csv"]
@@ -92,6 +93,14 @@ class Source:
     # The extraction asset that lands this source's files (`landing/...`), None for files senders drop. A pulled
     # source delivers only where its extraction is configured: what is built from it does not wait for its data.
     pulled_by: str | None = None
+    # What a record breaching the known schema does (assets.bronze.contracts): evolve, freeze, discard_row,
+    # discard_value. The default keeps schema-on-read: new fields and types are recorded and reported, never refused.
+    contract: Contract = "evolve"
+
+    @property
+    def configured_names(self) -> tuple[str, ...]:
+        """The top-level names the entry declares (fields and their aliases): known to the contract from the start."""
+        return tuple(name for f in self.fields for name in f.names)
 
     @property
     def asset_key(self) -> dg.AssetKey:
@@ -344,6 +353,11 @@ SOURCES: tuple[Source, ...] = (
             Field("header__timestamp", "timestamptz"),
             Field("brand_id", "text"),
         ),
+        # The operational table's columns change only by a migration, and Qlik reloads the table after one: a
+        # renamed column would silently empty silver's column from then on, so a new column stops the load for a
+        # look (declare it in `fields`, or run once with the contract `evolve`). CSV values are all strings: only
+        # columns can breach.
+        contract="freeze",
     ),
     Source(
         name="dmap_ad_spend",
@@ -356,6 +370,9 @@ SOURCES: tuple[Source, ...] = (
         natural_key=("campaign_id", "network"),
         fields=(Field("report_date", "date"), Field("campaign_id", "text"), Field("network", "text")),
         freshness_hours=DAILY_DELIVERY,
+        # Money: a vendor changing its report's layout (a currency column beside spend_usd, a split of a figure)
+        # changes what gold sums, so a new column stops that day's file for review instead of loading beside it.
+        contract="freeze",
     ),
     Source(
         name="video_playback",

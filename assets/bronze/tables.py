@@ -33,6 +33,17 @@ CREATE TABLE IF NOT EXISTS bronze.quarantine (
     raw_bytes bytea,
     quarantined_at timestamptz NOT NULL DEFAULT now()
 );
+-- The path of a value a discard_value contract took out of a loaded record; NULL for a record (or file) set aside.
+-- Altered only when missing: ALTER TABLE locks the table every source's loads write to, even when it changes nothing.
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT FROM information_schema.columns
+        WHERE table_schema = 'bronze' AND table_name = 'quarantine' AND column_name = 'value_path'
+    ) THEN
+        ALTER TABLE bronze.quarantine ADD COLUMN value_path text;
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS quarantine_load_idx ON bronze.quarantine (load_id);
 CREATE INDEX IF NOT EXISTS quarantine_source_reason_idx ON bronze.quarantine (source, reason);
 """
