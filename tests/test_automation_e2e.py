@@ -392,14 +392,15 @@ def test_a_killed_run_worker_is_failed_its_pool_freed_and_the_next_landing_reach
     assert [r["status"] for r in runs_for_partition(stack, "2026-11-12|x")] == ["SUCCESS"]
     # The run-failure alert went out once for the killed run (the sensor ticks every 15 s).
     deadline = time.monotonic() + 120
-    while not alerts_naming(stack, run["runId"]):
+    while not run_failure_alerts(stack, run["runId"]):
         assert time.monotonic() < deadline, "no alert for the killed run"
         time.sleep(1)
-    assert len(alerts_naming(stack, run["runId"])) == 1
+    assert len(run_failure_alerts(stack, run["runId"])) == 1
 
 
-def alerts_naming(stack: Stack, run_id: str) -> list[bytes]:
-    return [body for _, body in stack.alerts if run_id.encode() in body]
+def run_failure_alerts(stack: Stack, run_id: str) -> list[bytes]:
+    """The run-failure alerts about the run (a check's alert names the run it failed in, too)."""
+    return [body for _, body in stack.alerts if f"run `{run_id}` of ".encode() in body]
 
 
 def test_after_every_process_of_the_platform_is_killed_make_up_resumes_with_nothing_lost(stack):

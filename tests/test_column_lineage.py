@@ -33,17 +33,28 @@ def models() -> dict[tuple[str, str], dict]:
 
 @pytest.fixture(scope="module")
 def engagement_build(pipeline: Pipeline) -> dg.ExecuteInProcessResult:
-    """silver/posts and gold/account_daily_engagement built again for one partition of the sample drop."""
+    """silver/posts and gold/account_daily_engagement built again for two partitions of the sample drop, one after
+    the other on one instance: the second build's lineage is the one the first derived and kept."""
     from assets.transform import dbt_assets
 
     (date_network,) = [a for a in dbt_assets if ENGAGEMENT in a.keys]
     day = sorted(pipeline.manifest["sources"]["video_sessions"]["partitions"])[3]
-    return dg.materialize(
-        [date_network],
-        selection=[POSTS, ENGAGEMENT],
-        partition_key=f"{day}|tiktok",
-        resources=pipeline.resources,
-    )
+    instance = dg.DagsterInstance.ephemeral()
+    for network in ("youtube", "tiktok"):
+        result = dg.materialize(
+            [date_network],
+            selection=[POSTS, ENGAGEMENT],
+            partition_key=f"{day}|{network}",
+            resources=pipeline.resources,
+            instance=instance,
+        )
+        if network == "youtube":
+            kept = instance.run_storage.get_cursor_values({LINEAGE_KEPT})
+    assert set(kept) == {LINEAGE_KEPT}
+    return result
+
+
+LINEAGE_KEPT = "strata/column_lineage/model.strata.account_daily_engagement"
 
 
 def table_columns(pipeline: Pipeline, schema: str, table: str) -> list[tuple[str, str]]:

@@ -9,15 +9,23 @@ this project skips to keep runs cheap (InterpreterDbtCliResource), and would loo
 database the manifest was parsed against, finding nothing in a warehouse of another name. The derivation is
 private to dagster-dbt (`_build_column_lineage_metadata`): tests/test_column_lineage.py fails if an upgrade
 changes it.
+
+sqlglot re-reads the model's whole query for each of its columns: seconds per build of a wide model. The lineage
+depends only on the model's SQL file and on the columns of the model and its parents, so it is derived once per
+such fingerprint and kept in the Dagster instance's key-value store; every other build of the model (each
+partition, each re-run) reuses it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 import psycopg
+from dagster._serdes import deserialize_value, serialize_value
 from dagster_dbt.core.dbt_cli_event import EventHistoryMetadata, _build_column_lineage_metadata
 from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 from psycopg import sql
@@ -53,10 +61,40 @@ def with_column_metadata(conn: psycopg.Connection, invocation: DbtCliInvocation,
         return event
     metadata = {"dagster/column_schema": column_schema(node, own)}
     try:
-        metadata |= column_lineage(conn, invocation, node, parents, columns)
+        metadata |= _kept_lineage(conn, invocation, node, parents, columns)
     except Exception as exc:  # noqa: BLE001 — sqlglot not reading one model's SQL never fails its build
         dg.get_dagster_logger().warning(f"{node['unique_id']}: no column lineage ({exc})")
     return event.with_metadata({**event.metadata, **metadata})
+
+
+def _kept_lineage(
+    conn: psycopg.Connection,
+    invocation: DbtCliInvocation,
+    node: Mapping[str, Any],
+    parents: Sequence[Mapping[str, Any]],
+    columns: Columns,
+) -> dict[str, Any]:
+    """The model's column lineage, derived again only when its SQL file or the columns it reads or writes changed."""
+    instance = invocation.context.instance if invocation.context is not None else None
+    if instance is None:
+        return column_lineage(conn, invocation, node, parents, columns)
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [
+                node["checksum"]["checksum"],
+                sorted((list(table), list(cols.items())) for table, cols in columns.items()),
+            ]
+        ).encode()
+    ).hexdigest()
+    key = f"strata/column_lineage/{node['unique_id']}"
+    kept = instance.run_storage.get_cursor_values({key}).get(key)
+    if kept:
+        kept_fingerprint, value = json.loads(kept)
+        if kept_fingerprint == fingerprint:
+            return deserialize_value(value, dict)
+    lineage = column_lineage(conn, invocation, node, parents, columns)
+    instance.run_storage.set_cursor_values({key: json.dumps([fingerprint, serialize_value(lineage)])})
+    return lineage
 
 
 def read_columns(conn: psycopg.Connection, resources: Sequence[Mapping[str, Any]]) -> Columns:
