@@ -151,10 +151,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="module")
 def transform():
-    """The dbt assets, with the manifest prepared first (`dbt parse`, partial parsing keeps it quick)."""
-    from assets.transform.project import dbt_project
+    """The dbt assets, with the manifest prepared first when a model changed since (`make test` prepares it
+    before the session: a parse here would rewrite the manifest while other workers read it)."""
+    from assets.transform.project import dbt_project, manifest_is_stale
 
-    dbt_project.preparer.prepare(dbt_project)
+    if manifest_is_stale(dbt_project):
+        dbt_project.preparer.prepare(dbt_project)
     return importlib.import_module("assets.transform")
 
 

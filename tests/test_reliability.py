@@ -33,13 +33,14 @@ import dagster as dg
 import orjson
 import pytest
 from dagster._serdes import serialize_value
+from dagster_dbt import DbtProject
 from hypothesis import Phase, event, example, given, settings
 from hypothesis import strategies as st
 
 from assets.bronze.factory import bronze_assets
 from assets.observability.alerts import run_failure_alert
 from assets.transform.env import dbt_env
-from assets.transform.project import DBT_PROJECT_DIR, dbt_project
+from assets.transform.project import DBT_PROJECT_DIR
 from assets.vector.content_index import content_index, read_documents, vector_checks
 from assets.vector.search import COLLECTION
 from resources import (
@@ -331,8 +332,14 @@ def test_secrets_given_through_the_environment_appear_nowhere_runs_are_recorded(
 
     with webhook_receiver() as (port, alerts), dg.instance_for_test() as instance:
         monkeypatch.setenv(ALERTS["alerts"].url_env, f"http://127.0.0.1:{port}/hooks/{secret['hook-token']}")
-        # The code location loading under `dagster dev` prepares the dbt project with this environment.
-        dbt_project.preparer.prepare(dbt_project)
+        # The code location loading under `dagster dev` prepares the dbt project with this environment; into a
+        # target folder of its own, so that other tests meanwhile read a whole manifest.
+        prepared = DbtProject(
+            project_dir=DBT_PROJECT_DIR,
+            profiles_dir=DBT_PROJECT_DIR,
+            target_path=Path("target") / f"secrets-{secrets.token_hex(4)}",
+        )
+        prepared.preparer.prepare(prepared)
         loads = [
             dg.materialize(
                 [BRONZE["social_posts"]],
@@ -396,6 +403,7 @@ def test_secrets_given_through_the_environment_appear_nowhere_runs_are_recorded(
     assert any(b"model silver.brands" in content for content in compute_logs)
 
     searched = {**stored, **files_under(DBT_PROJECT_DIR / "target")}
+    shutil.rmtree(prepared.project_dir / prepared.target_path)
     searched.update({f"alert {i}": body for i, (_, body) in enumerate(alerts)})
     leaks = [
         (name, where)
