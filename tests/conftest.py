@@ -225,6 +225,20 @@ def warehouse(strata_env: dict[str, str], request: pytest.FixtureRequest) -> Ite
         yield database
 
 
+@pytest.fixture
+def bronze_resources(warehouse: PostgresResource, tmp_path: Path) -> dict:
+    """What bronze assets need, on the module's database with no ledger or bronze yet and an empty landing zone."""
+    with warehouse.connect(autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS ledger CASCADE; DROP SCHEMA IF EXISTS bronze CASCADE")
+    root = tmp_path / "landing"
+    root.mkdir()
+    return {
+        "postgres": warehouse,
+        "landing": LandingZoneResource(root=str(root)),
+        "mongo": MongoResource(url=(tmp_path / "mongo").as_uri()),
+    }
+
+
 @dataclass(frozen=True)
 class Evaluation:
     asset: str

@@ -5,32 +5,16 @@ whose malformed lines pass the source's threshold."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from assets.bronze.factory import bronze_assets
-from resources import LandingZoneResource, MongoResource, PostgresResource
 
 POSTS = next(a for a in bronze_assets if a.key.path[-1] == "social_posts")
 
 
-@pytest.fixture
-def resources(warehouse: PostgresResource, tmp_path: Path) -> dict:
-    with warehouse.connect(autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS ledger CASCADE; DROP SCHEMA IF EXISTS bronze CASCADE")
-    root = tmp_path / "landing"
-    root.mkdir()
-    return {
-        "postgres": warehouse,
-        "landing": LandingZoneResource(root=str(root)),
-        "mongo": MongoResource(url=(tmp_path / "mongo").as_uri()),
-    }
-
-
-def land(resources: dict, day: str, lines: list[str]) -> None:
-    path = resources["landing"].root_path / f"social/posts/network=x/date={day}/part-0000.jsonl"
+def land(bronze_resources: dict, day: str, lines: list[str]) -> None:
+    path = bronze_resources["landing"].root_path / f"social/posts/network=x/date={day}/part-0000.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(line + "\n" for line in lines))
 
@@ -46,11 +30,11 @@ def checks(result: dg.ExecuteInProcessResult) -> dict[str, tuple[bool, str, dict
     }
 
 
-def test_a_new_field_and_a_missing_one_fail_schema_drift_as_a_warning(resources):
-    land(resources, "2026-11-01", [post(n) for n in range(20)])
-    first = dg.materialize([POSTS], partition_key="2026-11-01|x", resources=resources)
+def test_a_new_field_and_a_missing_one_fail_schema_drift_as_a_warning(bronze_resources):
+    land(bronze_resources, "2026-11-01", [post(n) for n in range(20)])
+    first = dg.materialize([POSTS], partition_key="2026-11-01|x", resources=bronze_resources)
     land(
-        resources,
+        bronze_resources,
         "2026-11-02",
         [
             json.dumps({"post_id": f"q{n}", "network": "x", "account_id": "a1", "mood": "😀"})
@@ -58,7 +42,7 @@ def test_a_new_field_and_a_missing_one_fail_schema_drift_as_a_warning(resources)
         ],
     )
 
-    drifted = dg.materialize([POSTS], partition_key="2026-11-02|x", resources=resources)
+    drifted = dg.materialize([POSTS], partition_key="2026-11-02|x", resources=bronze_resources)
 
     assert first.success and checks(first)["schema_drift"][0] is True
     assert drifted.success
@@ -71,10 +55,10 @@ def test_a_new_field_and_a_missing_one_fail_schema_drift_as_a_warning(resources)
     )
 
 
-def test_malformed_lines_past_the_threshold_fail_quarantine_rate_as_a_warning(resources):
-    land(resources, "2026-11-03", [post(n) for n in range(18)] + ["{not json", "[1, 2]"])
+def test_malformed_lines_past_the_threshold_fail_quarantine_rate_as_a_warning(bronze_resources):
+    land(bronze_resources, "2026-11-03", [post(n) for n in range(18)] + ["{not json", "[1, 2]"])
 
-    result = dg.materialize([POSTS], partition_key="2026-11-03|x", resources=resources)
+    result = dg.materialize([POSTS], partition_key="2026-11-03|x", resources=bronze_resources)
 
     assert result.success
     passed, severity, metadata = checks(result)["quarantine_rate"]
@@ -88,16 +72,16 @@ def test_malformed_lines_past_the_threshold_fail_quarantine_rate_as_a_warning(re
     assert checks(result)["accounted"][0] is True
 
 
-def test_a_partition_far_below_its_weekdays_history_warns_and_an_empty_one_is_an_error(resources):
+def test_a_partition_far_below_its_weekdays_history_warns_and_an_empty_one_is_an_error(bronze_resources):
     # Four Sundays of x posts, then a fifth with a tenth of their rows.
     for week, count in enumerate((100, 110, 95, 105)):
         day = f"2026-11-{1 + 7 * week:02d}"
-        land(resources, day, [post(1000 * week + n) for n in range(count)])
-        assert dg.materialize([POSTS], partition_key=f"{day}|x", resources=resources).success
+        land(bronze_resources, day, [post(1000 * week + n) for n in range(count)])
+        assert dg.materialize([POSTS], partition_key=f"{day}|x", resources=bronze_resources).success
 
     def load(count: int) -> tuple[bool, str, dict]:
-        land(resources, "2026-11-29", [post(9000 + n) for n in range(count)])
-        result = dg.materialize([POSTS], partition_key="2026-11-29|x", resources=resources)
+        land(bronze_resources, "2026-11-29", [post(9000 + n) for n in range(count)])
+        result = dg.materialize([POSTS], partition_key="2026-11-29|x", resources=bronze_resources)
         assert result.success
         return checks(result)["volume_in_recent_range"]
 

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from assets.bronze.factory import BronzeLoadConfig, build_bronze_asset
 from assets.bronze.sources import SOURCES_BY_NAME
-from resources import LandingZoneResource, MongoResource, PostgresResource
 
 POSTS = SOURCES_BY_NAME["social_posts"]
 DAY1, DAY2, DAY3 = "2026-11-01|x", "2026-11-02|x", "2026-11-03|x"
@@ -48,53 +45,42 @@ DRIFTED = [
 GOOD = [post("g1"), post("g2", likes=7)]
 
 
-@pytest.fixture
-def resources(warehouse: PostgresResource, tmp_path: Path) -> dict:
-    with warehouse.connect(autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS ledger CASCADE; DROP SCHEMA IF EXISTS bronze CASCADE")
-    root = tmp_path / "landing"
-    root.mkdir()
-    return {
-        "postgres": warehouse,
-        "landing": LandingZoneResource(root=str(root)),
-        "mongo": MongoResource(url=(tmp_path / "mongo").as_uri()),
-    }
-
-
 def posts_asset(contract: str) -> dg.AssetsDefinition:
     return build_bronze_asset(dataclasses.replace(POSTS, contract=contract))
 
 
-def land(resources: dict, partition: str, records: list[dict]) -> None:
+def land(bronze_resources: dict, partition: str, records: list[dict]) -> None:
     day = partition.split("|")[0]
-    path = resources["landing"].root_path / f"social/posts/network=x/date={day}/part-0000.jsonl"
+    path = bronze_resources["landing"].root_path / f"social/posts/network=x/date={day}/part-0000.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
-def load(resources: dict, asset: dg.AssetsDefinition, partition: str, **config) -> dg.ExecuteInProcessResult:
+def load(
+    bronze_resources: dict, asset: dg.AssetsDefinition, partition: str, **config
+) -> dg.ExecuteInProcessResult:
     run_config = dg.RunConfig(ops={"bronze__social_posts": BronzeLoadConfig(**config)}) if config else None
-    return dg.materialize([asset], partition_key=partition, resources=resources, run_config=run_config)
+    return dg.materialize([asset], partition_key=partition, resources=bronze_resources, run_config=run_config)
 
 
-def drifted_day(resources: dict, contract: str) -> dg.ExecuteInProcessResult:
+def drifted_day(bronze_resources: dict, contract: str) -> dg.ExecuteInProcessResult:
     asset = posts_asset(contract)
-    land(resources, DAY1, BASELINE)
-    assert load(resources, asset, DAY1).success
-    land(resources, DAY2, DRIFTED)
-    return load(resources, asset, DAY2)
+    land(bronze_resources, DAY1, BASELINE)
+    assert load(bronze_resources, asset, DAY1).success
+    land(bronze_resources, DAY2, DRIFTED)
+    return load(bronze_resources, asset, DAY2)
 
 
-def bronze_rows(resources: dict, day: str) -> list[tuple[str, dict]]:
-    with resources["postgres"].connect() as conn:
+def bronze_rows(bronze_resources: dict, day: str) -> list[tuple[str, dict]]:
+    with bronze_resources["postgres"].connect() as conn:
         return conn.execute(
             "SELECT post_id, raw FROM bronze.social_posts WHERE partition_date = %s ORDER BY record_number",
             (day,),
         ).fetchall()
 
 
-def quarantine(resources: dict, day: str) -> list[tuple]:
-    with resources["postgres"].connect() as conn:
+def quarantine(bronze_resources: dict, day: str) -> list[tuple]:
+    with bronze_resources["postgres"].connect() as conn:
         return conn.execute(
             "SELECT record_number, reason, detail, value_path, raw_text FROM bronze.quarantine "
             "WHERE partition_key = %s ORDER BY record_number NULLS FIRST, quarantine_id",
@@ -102,8 +88,8 @@ def quarantine(resources: dict, day: str) -> list[tuple]:
         ).fetchall()
 
 
-def ledger_row(resources: dict, path: str) -> tuple:
-    with resources["postgres"].connect() as conn:
+def ledger_row(bronze_resources: dict, path: str) -> tuple:
+    with bronze_resources["postgres"].connect() as conn:
         return conn.execute(
             "SELECT status, records_read, records_loaded, records_quarantined, quarantined_by_reason, error, "
             "stored_path, details FROM ledger.loads WHERE path = %s ORDER BY load_id DESC LIMIT 1",
@@ -116,8 +102,8 @@ def check(result: dg.ExecuteInProcessResult, name: str) -> tuple[bool, str, dict
     return evaluation.passed, evaluation.severity.value, {k: v.value for k, v in evaluation.metadata.items()}
 
 
-def known_types(resources: dict, path: str) -> list[str]:
-    with resources["postgres"].connect() as conn:
+def known_types(bronze_resources: dict, path: str) -> list[str]:
+    with bronze_resources["postgres"].connect() as conn:
         return [
             kind
             for (kind,) in conn.execute(
@@ -127,12 +113,12 @@ def known_types(resources: dict, path: str) -> list[str]:
         ]
 
 
-def test_evolve_loads_every_record_as_sent_and_schema_drift_reports_type_and_nested_drift(resources):
-    result = drifted_day(resources, "evolve")
+def test_evolve_loads_every_record_as_sent_and_schema_drift_reports_type_and_nested_drift(bronze_resources):
+    result = drifted_day(bronze_resources, "evolve")
 
     assert result.success
-    assert bronze_rows(resources, "2026-11-02") == [(r["post_id"], r) for r in DRIFTED]
-    assert quarantine(resources, "2026-11-02|x") == []
+    assert bronze_rows(bronze_resources, "2026-11-02") == [(r["post_id"], r) for r in DRIFTED]
+    assert quarantine(bronze_resources, "2026-11-02|x") == []
     passed, severity, metadata = check(result, "schema_drift")
     assert (passed, severity) == (False, "WARN")
     assert {
@@ -152,19 +138,19 @@ def test_evolve_loads_every_record_as_sent_and_schema_drift_reports_type_and_nes
         0,
     )
     # The new pairs are known now: the same file's shapes a day later are no drift.
-    assert known_types(resources, "$.likes") == ["null", "number", "string"]
-    assert known_types(resources, "$.media[*].duration") == ["number"]
-    land(resources, DAY3, [{**r, "post_id": f"{r['post_id']}-again"} for r in DRIFTED])
-    again = load(resources, posts_asset("evolve"), DAY3)
+    assert known_types(bronze_resources, "$.likes") == ["null", "number", "string"]
+    assert known_types(bronze_resources, "$.media[*].duration") == ["number"]
+    land(bronze_resources, DAY3, [{**r, "post_id": f"{r['post_id']}-again"} for r in DRIFTED])
+    again = load(bronze_resources, posts_asset("evolve"), DAY3)
     assert check(again, "schema_drift")[0] is True
 
 
-def test_freeze_refuses_the_file_naming_record_and_field_and_the_next_good_file_loads(resources):
-    result = drifted_day(resources, "freeze")
+def test_freeze_refuses_the_file_naming_record_and_field_and_the_next_good_file_loads(bronze_resources):
+    result = drifted_day(bronze_resources, "freeze")
 
     assert result.success
-    assert bronze_rows(resources, "2026-11-02") == []
-    status, read, loaded, quarantined, by_reason, error, stored, _ = ledger_row(resources, DAY2_FILE)
+    assert bronze_rows(bronze_resources, "2026-11-02") == []
+    status, read, loaded, quarantined, by_reason, error, stored, _ = ledger_row(bronze_resources, DAY2_FILE)
     assert (status, read, loaded, quarantined, by_reason, stored) == (
         "errored",
         1,
@@ -177,21 +163,21 @@ def test_freeze_refuses_the_file_naming_record_and_field_and_the_next_good_file_
         f"schema_frozen: {DAY2_FILE}, record 2: new field $.mood (string) "
         "(the source's contract is freeze: nothing of the file is loaded)"
     )
-    [(number, reason, detail, value_path, raw_text)] = quarantine(resources, "2026-11-02|x")
+    [(number, reason, detail, value_path, raw_text)] = quarantine(bronze_resources, "2026-11-02|x")
     assert (number, reason, value_path) == (None, "schema_frozen", None)
     assert detail == error.removeprefix("schema_frozen: ")
     assert raw_text == "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in DRIFTED)
-    assert (resources["landing"].root_path / "error" / DAY2_FILE).exists()
+    assert (bronze_resources["landing"].root_path / "error" / DAY2_FILE).exists()
     assert check(result, "accounted")[0] is True
     assert check(result, "schema_drift")[2]["files_refused"] == [DAY2_FILE]
     # Nothing of the refused file became known.
-    assert known_types(resources, "$.mood") == []
+    assert known_types(bronze_resources, "$.mood") == []
 
-    land(resources, DAY3, GOOD)
-    good = load(resources, posts_asset("freeze"), DAY3)
+    land(bronze_resources, DAY3, GOOD)
+    good = load(bronze_resources, posts_asset("freeze"), DAY3)
     assert good.success
-    assert bronze_rows(resources, "2026-11-03") == [(r["post_id"], r) for r in GOOD]
-    assert ledger_row(resources, "social/posts/network=x/date=2026-11-03/part-0000.jsonl")[:4] == (
+    assert bronze_rows(bronze_resources, "2026-11-03") == [(r["post_id"], r) for r in GOOD]
+    assert ledger_row(bronze_resources, "social/posts/network=x/date=2026-11-03/part-0000.jsonl")[:4] == (
         "archived",
         2,
         2,
@@ -199,32 +185,33 @@ def test_freeze_refuses_the_file_naming_record_and_field_and_the_next_good_file_
     )
 
     # Accepting the change: one run under `evolve` loads the refused file whole, and it moves to the archive.
-    accepted = load(resources, posts_asset("freeze"), DAY2, contract="evolve", reload_all=True)
+    accepted = load(bronze_resources, posts_asset("freeze"), DAY2, contract="evolve", reload_all=True)
     assert accepted.success
-    assert bronze_rows(resources, "2026-11-02") == [(r["post_id"], r) for r in DRIFTED]
-    assert ledger_row(resources, DAY2_FILE)[:4] == ("archived", 6, 6, 0)
-    assert quarantine(resources, "2026-11-02|x") == []
-    assert (resources["landing"].root_path / "archive" / DAY2_FILE).exists()
+    assert bronze_rows(bronze_resources, "2026-11-02") == [(r["post_id"], r) for r in DRIFTED]
+    assert ledger_row(bronze_resources, DAY2_FILE)[:4] == ("archived", 6, 6, 0)
+    assert quarantine(bronze_resources, "2026-11-02|x") == []
+    assert (bronze_resources["landing"].root_path / "archive" / DAY2_FILE).exists()
 
 
-def test_discard_row_quarantines_each_breaching_record_with_its_reason(resources):
-    result = drifted_day(resources, "discard_row")
+def test_discard_row_quarantines_each_breaching_record_with_its_reason(bronze_resources):
+    result = drifted_day(bronze_resources, "discard_row")
 
     assert result.success
-    assert bronze_rows(resources, "2026-11-02") == [("p1", DRIFTED[0]), ("p6", DRIFTED[5])]
+    assert bronze_rows(bronze_resources, "2026-11-02") == [("p1", DRIFTED[0]), ("p6", DRIFTED[5])]
     raw = [json.dumps(r, ensure_ascii=False) for r in DRIFTED]
     assert [
-        (n, reason, detail, path) for n, reason, detail, path, _ in quarantine(resources, "2026-11-02|x")
+        (n, reason, detail, path)
+        for n, reason, detail, path, _ in quarantine(bronze_resources, "2026-11-02|x")
     ] == [
         (2, "new_field", "new field $.mood (string)", None),
         (3, "type_change", "$.likes is string, known as number", None),
         (4, "new_field", "new field $.media[*].duration (number)", None),
         (5, "type_change", "$.media[*].media_type is number, known as string", None),
     ]
-    assert [json.loads(text) for *_, text in quarantine(resources, "2026-11-02|x")] == [
+    assert [json.loads(text) for *_, text in quarantine(bronze_resources, "2026-11-02|x")] == [
         json.loads(r) for r in raw[1:5]
     ]
-    assert ledger_row(resources, DAY2_FILE)[:5] == (
+    assert ledger_row(bronze_resources, DAY2_FILE)[:5] == (
         "archived",
         6,
         2,
@@ -239,18 +226,18 @@ def test_discard_row_quarantines_each_breaching_record_with_its_reason(resources
         0,
     )
     # What was discarded never became known: the same breach is discarded again the next day.
-    assert known_types(resources, "$.likes") == ["null", "number"]
-    land(resources, DAY3, [post("q1", mood="🙂")])
-    assert load(resources, posts_asset("discard_row"), DAY3).success
-    assert [reason for _, reason, *_ in quarantine(resources, "2026-11-03|x")] == ["new_field"]
+    assert known_types(bronze_resources, "$.likes") == ["null", "number"]
+    land(bronze_resources, DAY3, [post("q1", mood="🙂")])
+    assert load(bronze_resources, posts_asset("discard_row"), DAY3).success
+    assert [reason for _, reason, *_ in quarantine(bronze_resources, "2026-11-03|x")] == ["new_field"]
 
 
-def test_discard_value_loads_every_record_without_its_breaching_values(resources):
-    result = drifted_day(resources, "discard_value")
+def test_discard_value_loads_every_record_without_its_breaching_values(bronze_resources):
+    result = drifted_day(bronze_resources, "discard_value")
 
     assert result.success
     p1, p2, p3, p4, p5, p6 = DRIFTED
-    assert bronze_rows(resources, "2026-11-02") == [
+    assert bronze_rows(bronze_resources, "2026-11-02") == [
         ("p1", p1),
         ("p2", {k: v for k, v in p2.items() if k != "mood"}),
         ("p3", {k: v for k, v in p3.items() if k != "likes"}),
@@ -258,13 +245,13 @@ def test_discard_value_loads_every_record_without_its_breaching_values(resources
         ("p5", {**p5, "media": [{}]}),
         ("p6", p6),
     ]
-    assert quarantine(resources, "2026-11-02|x") == [
+    assert quarantine(bronze_resources, "2026-11-02|x") == [
         (2, "new_field", "new field $.mood (string)", "$.mood", '"😀"'),
         (3, "type_change", "$.likes is string, known as number", "$.likes", '"1.2K"'),
         (4, "new_field", "new field $.media[*].duration (number)", "$.media[*].duration", "12"),
         (5, "type_change", "$.media[*].media_type is number, known as string", "$.media[*].media_type", "3"),
     ]
-    status, read, loaded, quarantined, by_reason, _, _, details = ledger_row(resources, DAY2_FILE)
+    status, read, loaded, quarantined, by_reason, _, _, details = ledger_row(bronze_resources, DAY2_FILE)
     assert (status, read, loaded, quarantined, by_reason) == ("archived", 6, 6, 0, {})
     assert details["values_discarded"] == {"new_field": 2, "type_change": 2}
     assert check(result, "accounted")[0] is True
@@ -274,11 +261,11 @@ def test_discard_value_loads_every_record_without_its_breaching_values(resources
         0,
         4,
     )
-    assert known_types(resources, "$.media[*].media_type") == ["string"]
+    assert known_types(bronze_resources, "$.media[*].media_type") == ["string"]
 
 
-def test_a_ledger_from_before_paths_and_types_keeps_its_names_known(resources):
-    with resources["postgres"].connect(autocommit=True) as conn:
+def test_a_ledger_from_before_paths_and_types_keeps_its_names_known(bronze_resources):
+    with bronze_resources["postgres"].connect(autocommit=True) as conn:
         conn.execute(
             """CREATE SCHEMA ledger;
                CREATE TABLE ledger.source_fields (
@@ -288,14 +275,14 @@ def test_a_ledger_from_before_paths_and_types_keeps_its_names_known(resources):
                    ('social_posts/x', 'post_id', 0, 0), ('social_posts/x', 'network', 0, 0),
                    ('social_posts/x', 'account_id', 0, 0), ('social_posts/x', 'like count', 0, 0)"""
         )
-    land(resources, DAY1, BASELINE)
+    land(bronze_resources, DAY1, BASELINE)
 
-    result = load(resources, posts_asset("evolve"), DAY1)
+    result = load(bronze_resources, posts_asset("evolve"), DAY1)
 
     assert result.success
     metadata = check(result, "schema_drift")[2]
     assert (metadata["new_fields"], metadata["missing_fields"]) == (["likes", "media"], ["like count"])
-    with resources["postgres"].connect() as conn:
+    with bronze_resources["postgres"].connect() as conn:
         old = conn.execute(
             "SELECT field, path, json_type FROM ledger.source_fields WHERE first_load_id = 0 ORDER BY field"
         ).fetchall()
@@ -307,12 +294,12 @@ def test_a_ledger_from_before_paths_and_types_keeps_its_names_known(resources):
     ]
 
 
-def test_a_frozen_cdc_table_takes_qlik_header_columns_and_refuses_a_new_column(resources):
+def test_a_frozen_cdc_table_takes_qlik_header_columns_and_refuses_a_new_column(bronze_resources):
     # cdc_brands is frozen by configuration: its change files add the header columns its entry declares to what
     # the first full load established; a column the operational table gained is refused until accepted.
     cdc = build_bronze_asset(SOURCES_BY_NAME["cdc_brands"])
     assert cdc.metadata_by_key[cdc.key]["schema_contract"] == "freeze"
-    root = resources["landing"].root_path
+    root = bronze_resources["landing"].root_path
     header = "header__change_seq,header__change_oper,header__timestamp,brand_id,name"
     files = {
         "cdc/brands/LOAD00000001.csv": "brand_id,name\nB1,Alpha\nB2,Beta\n",
@@ -322,15 +309,15 @@ def test_a_frozen_cdc_table_takes_qlik_header_columns_and_refuses_a_new_column(r
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
-        assert dg.materialize([cdc], resources=resources).success
+        assert dg.materialize([cdc], resources=bronze_resources).success
 
-    with resources["postgres"].connect() as conn:
+    with bronze_resources["postgres"].connect() as conn:
         names = conn.execute(
             "SELECT raw->>'name' FROM bronze.cdc_brands ORDER BY load_id, record_number"
         ).fetchall()
     assert [n for (n,) in names] == ["Alpha", "Beta", "Alpha Two"]
-    assert [ledger_row(resources, name)[0] for name in files] == ["archived", "archived", "errored"]
-    assert ledger_row(resources, "cdc/brands__ct/20261101-110000000.csv")[5] == (
+    assert [ledger_row(bronze_resources, name)[0] for name in files] == ["archived", "archived", "errored"]
+    assert ledger_row(bronze_resources, "cdc/brands__ct/20261101-110000000.csv")[5] == (
         "schema_frozen: cdc/brands__ct/20261101-110000000.csv, record 1: new field $.tier (string) "
         "(the source's contract is freeze: nothing of the file is loaded)"
     )

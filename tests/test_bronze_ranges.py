@@ -7,60 +7,45 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from assets.bronze import ledger
 from assets.bronze.discover import discover
 from assets.bronze.factory import bronze_assets
 from assets.bronze.sources import SOURCES_BY_NAME
-from resources import LandingZoneResource, MongoResource, PostgresResource
 
 TWEETS = next(a for a in bronze_assets if a.key.path[-1] == "tweets")
 DAYS = ("2026-11-01", "2026-11-02", "2026-11-03")
 RANGE = {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]}
 
 
-@pytest.fixture
-def resources(warehouse: PostgresResource, tmp_path: Path) -> dict:
-    with warehouse.connect(autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS ledger CASCADE; DROP SCHEMA IF EXISTS bronze CASCADE")
-    root = tmp_path / "landing"
-    root.mkdir()
-    return {
-        "postgres": warehouse,
-        "landing": LandingZoneResource(root=str(root)),
-        "mongo": MongoResource(url=(tmp_path / "mongo").as_uri()),
-    }
-
-
-def land(resources: dict, day: str) -> Path:
-    path = resources["landing"].root_path / f"x/tweets/date={day}/page.json"
+def land(bronze_resources: dict, day: str) -> Path:
+    path = bronze_resources["landing"].root_path / f"x/tweets/date={day}/page.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     statuses = [{"id_str": f"{day}-{n}", "created_at": f"{day}T10:00:00Z", "text": "hi"} for n in range(5)]
     path.write_text(json.dumps({"statuses": statuses}))
     return path
 
 
-def rows_by_day(resources: dict) -> dict[str, int]:
-    with resources["postgres"].connect() as conn:
+def rows_by_day(bronze_resources: dict) -> dict[str, int]:
+    with bronze_resources["postgres"].connect() as conn:
         found = conn.execute("SELECT partition_date::text, count(*) FROM bronze.tweets GROUP BY 1").fetchall()
     return dict(found)
 
 
 def test_a_range_with_a_failing_partition_loads_the_others_names_it_and_a_rerun_loads_only_what_is_left(
-    resources,
+    bronze_resources,
 ):
-    paths = {day: land(resources, day) for day in DAYS}
-    with resources["postgres"].connect(autocommit=True) as conn:
+    paths = {day: land(bronze_resources, day) for day in DAYS}
+    with bronze_resources["postgres"].connect(autocommit=True) as conn:
         ledger.ensure_schema(conn)
-        discover(conn, SOURCES_BY_NAME["tweets"], resources["landing"])
+        discover(conn, SOURCES_BY_NAME["tweets"], bronze_resources["landing"])
     # The middle day's file vanishes between its registration and its load.
     kept = paths[DAYS[1]].read_bytes()
     paths[DAYS[1]].unlink()
 
     instance = dg.DagsterInstance.ephemeral()
     failed = dg.materialize(
-        [TWEETS], tags=RANGE, resources=resources, raise_on_error=False, instance=instance
+        [TWEETS], tags=RANGE, resources=bronze_resources, raise_on_error=False, instance=instance
     )
 
     error, failure = failed.failure_data_for_node("bronze__tweets").error, ""
@@ -80,10 +65,10 @@ def test_a_range_with_a_failing_partition_loads_the_others_names_it_and_a_rerun_
         (DAYS[1], "PLANNED"),
         (DAYS[2], "SUCCEEDED"),
     }
-    assert rows_by_day(resources) == {DAYS[0]: 5, DAYS[2]: 5}
+    assert rows_by_day(bronze_resources) == {DAYS[0]: 5, DAYS[2]: 5}
 
     paths[DAYS[1]].write_bytes(kept)
-    rerun = dg.materialize([TWEETS], tags=RANGE, resources=resources)
+    rerun = dg.materialize([TWEETS], tags=RANGE, resources=bronze_resources)
 
     metadata = {
         e.partition: {k: v.value for k, v in e.event_specific_data.materialization.metadata.items()}
@@ -91,7 +76,7 @@ def test_a_range_with_a_failing_partition_loads_the_others_names_it_and_a_rerun_
     }
     assert rerun.success
     assert {day: metadata[day]["files"] for day in DAYS} == {DAYS[0]: 0, DAYS[1]: 1, DAYS[2]: 0}
-    assert rows_by_day(resources) == dict.fromkeys(DAYS, 5)
+    assert rows_by_day(bronze_resources) == dict.fromkeys(DAYS, 5)
     summary = {
         c.check_name: c.metadata["failed_partitions"].value
         for c in rerun.get_asset_check_evaluations()
