@@ -7,8 +7,10 @@ receive the tests' DROP SCHEMA statements.
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -46,10 +48,36 @@ def shell_signals() -> None:
         signal.signal(signum, signal.SIG_DFL)
 
 
+# Ports for the servers tests start (Postgres, dagster dev) come from below the kernel's ephemeral range (32768 and
+# up, where bind(0) and outgoing connections land) and from a slice of their own per xdist worker: two workers asking
+# the kernel for a free port at the same moment were handed the same one, and the second server found it taken.
+PORTS = range(20000, 32000)
+
+
+def _port_candidates() -> Iterator[int]:
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    workers = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), 1)
+    size = len(PORTS) // workers
+    first = PORTS.start + (worker % workers) * size
+    # Another test session on the same machine most likely starts elsewhere in the slice.
+    offset = random.randrange(size)
+    for step in itertools.count():
+        yield first + (offset + step) % size
+
+
+_candidates = _port_candidates()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on, never handed out before in this session (until its worker's slice wraps)."""
+    while True:
+        port = next(_candidates)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def isolated_env(home: Path, *, dagster: bool = True) -> dict[str, str]:
