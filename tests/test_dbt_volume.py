@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
-from pathlib import Path
 from random import Random
 
 import dagster as dg
@@ -13,7 +12,6 @@ import pytest
 from dagster._core.event_api import PartitionKeyFilter
 
 from assets.bronze.factory import bronze_assets
-from resources import LandingZoneResource, PostgresResource
 from strata.generate.tweets import status
 from tests.conftest import PII_SALT
 
@@ -27,15 +25,12 @@ SATURDAYS = {"2026-11-07": 60, "2026-11-14": 64, "2026-11-21": 62}
 
 
 @pytest.fixture
-def resources(warehouse: PostgresResource, transform, tmp_path: Path) -> dict:
-    with warehouse.connect(autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS ledger CASCADE; DROP SCHEMA IF EXISTS bronze CASCADE")
+def resources(bronze_resources: dict, transform) -> dict:
+    with bronze_resources["postgres"].connect(autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS silver CASCADE")
-    root = tmp_path / "landing"
-    root.mkdir()
     return {
-        "postgres": warehouse,
-        "landing": LandingZoneResource(root=str(root)),
+        "postgres": bronze_resources["postgres"],
+        "landing": bronze_resources["landing"],
         "dbt": transform.dbt_resource(PII_SALT),
     }
 

@@ -12,7 +12,7 @@ from assets.bronze import sensor as sensor_module
 from assets.bronze.factory import bronze_assets
 from assets.bronze.sensor import landing_sensor
 from assets.bronze.sources import SOURCES_BY_NAME
-from resources import LandingZoneResource, MongoResource, PostgresResource
+from resources import MongoResource
 from strata.definitions import defs
 
 AMBASSADORS = next(a for a in bronze_assets if a.key.path[-1] == "ambassadors")
@@ -27,12 +27,8 @@ AMBASSADOR = b'[{"user_id": "u1", "name": "Ann", "email": "ann@example.com", "pr
 
 
 @pytest.fixture
-def zone(warehouse: PostgresResource, tmp_path: Path) -> dict:
-    with warehouse.connect(autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS ledger CASCADE; DROP SCHEMA IF EXISTS bronze CASCADE")
-    root = tmp_path / "landing"
-    root.mkdir()
-    return {"postgres": warehouse, "landing": LandingZoneResource(root=str(root))}
+def zone(bronze_resources: dict) -> dict:
+    return {name: bronze_resources[name] for name in ("postgres", "landing")}
 
 
 POSTS_CHAIN = {
