@@ -1,13 +1,18 @@
 """The embedded vector store: Qdrant Edge, Qdrant's own engine in this process, published in generations.
 
 An Edge shard with a write-ahead log admits one process at a time, so a reader would collide with the sync. The
-shards here have no WAL and are never written once published, which lets any number of processes read them:
+shards here have no WAL and their points never change once published, which lets any number of processes read them:
 
     <folder>/edge/<collection>/
         CURRENT            the name of the generation readers open, replaced atomically
-        000007/            published generations: never written again; the current one and the one before are kept
+        000007/            published generations: never changed again; the current one and the one before are kept
         .building-000008/  the writer's copy of the current generation, being changed
         .writer.lock       held (flock) by the one writer
+        .files.lock        taken in turn (flock) to open, close or copy a generation
+
+Opening and closing a shard rewrites some of its files (its trackers, flags and segment.json: Edge has no read-only
+mode), so processes take turns at those moments and at the writer's copy (`.files.lock`): a copy never reads a file
+another process is rewriting.
 
 A writer copies the current generation, applies its changes, builds the segments' indexes (HNSW once a segment is
 large enough), renames the copy into place and only then points CURRENT at it. Readers therefore see the last
@@ -24,7 +29,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from resources.vector_store import (
@@ -42,6 +47,7 @@ from resources.vector_store import (
 CURRENT = "CURRENT"
 BUILDING = ".building-"
 LOCK = ".writer.lock"
+FILES_LOCK = ".files.lock"
 SCROLL_PAGE = 2048
 UPSERT_BATCH = 512
 
@@ -68,12 +74,15 @@ class EdgeStore:
         *,
         generation: str | None,
         copy_on_write: Callable[[bool], Path] | None = None,
+        turn: Callable[[], AbstractContextManager] = nullcontext,
     ) -> None:
         # None until `ensure` creates the collection's first generation.
         self._shard = shard
         self.path = path
         self.generation = generation
         self._copy_on_write = copy_on_write
+        # Held while this store opens or closes a published generation (see the module docstring).
+        self._turn = turn
         self.changed = False
         self.timings: dict[str, float] = {}
         self._description: dict | None = None
@@ -122,7 +131,8 @@ class EdgeStore:
         self.changed = True
         if self._copy_on_write is not None:
             started = time.perf_counter()
-            self._shard.close()
+            with self._turn():
+                self._shard.close()
             self.path = self._copy_on_write(keep)
             self._copy_on_write = None
             self._shard = q.EdgeShard.load(str(self.path)) if keep else None
@@ -218,7 +228,8 @@ class EdgeStore:
         """Release the shard; `describe` goes on answering with what it held."""
         if self._shard is not None:
             self._description = self.describe()
-            self._shard.close()
+            with self._turn():
+                self._shard.close()
             self._shard = None
 
 
@@ -244,12 +255,13 @@ class EdgeCollection:
             if generation is None:
                 raise NotPublishedError(f"no index has been published at {self.root} yet")
             try:
-                shard = q.EdgeShard.load(str(self.root / generation))
+                with self._turn():
+                    shard = q.EdgeShard.load(str(self.root / generation))
                 break
             except Exception:  # qdrant_edge raises plain Exceptions
                 if attempt == 2 or self.current() == generation:
                     raise
-        store = EdgeStore(shard, self.root / generation, generation=generation)
+        store = EdgeStore(shard, self.root / generation, generation=generation, turn=self._turn)
         try:
             yield store
         finally:
@@ -271,7 +283,8 @@ class EdgeCollection:
 
             def copy_on_write(keep: bool) -> Path:
                 if keep:
-                    shutil.copytree(self.root / current, building)
+                    with self._turn():
+                        shutil.copytree(self.root / current, building)
                 return building
 
             shard = self._resume(building, log)
@@ -280,8 +293,15 @@ class EdgeCollection:
                 store.changed = shard is not None
             else:
                 # Read the current generation until the first change (see `EdgeStore`).
-                shard = q.EdgeShard.load(str(self.root / current))
-                store = EdgeStore(shard, self.root / current, generation=current, copy_on_write=copy_on_write)
+                with self._turn():
+                    shard = q.EdgeShard.load(str(self.root / current))
+                store = EdgeStore(
+                    shard,
+                    self.root / current,
+                    generation=current,
+                    copy_on_write=copy_on_write,
+                    turn=self._turn,
+                )
             try:
                 yield store
                 if store.changed:
@@ -332,6 +352,16 @@ class EdgeCollection:
         for old in self.root.iterdir():
             if old.is_dir() and old.name.isdigit() and old.name not in keep:
                 shutil.rmtree(old, ignore_errors=True)
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """This process's turn at the published generations' files (see the module docstring)."""
+        with (self.root / FILES_LOCK).open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
