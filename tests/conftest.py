@@ -443,10 +443,11 @@ class Stack:
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    """One `strata up` for the session's end-to-end tests, settled on the sample drop before the first of them.
-    A test that restarts it leaves it running and settled."""
+    """One `strata up` for a module's end-to-end tests, settled on the sample drop before the first of them.
+    A test that restarts it leaves it running and settled. It goes down with the module: an idle stack's
+    sensors and cron ticks would take CPU from the tests after it."""
     from resources import AlertWebhookResource
     from strata.dagster_api import Dagster
 

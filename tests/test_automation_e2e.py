@@ -1,4 +1,4 @@
-"""The users' day for real, on the session's `strata up` (tests.conftest.stack): `dagster dev` answers HTTP and
+"""The users' day for real, on the module's `strata up` (tests.conftest.stack): `dagster dev` answers HTTP and
 GraphQL with its runs in the Postgres instance storage, and a real browser sees the asset graph; the sample
 drop lands at once and the sensors carry it through bronze, silver, gold and the vector index in a handful of
 runs; a file trickling in reaches gold and the index in its one run; a partition loaded again mid-chain ends
@@ -481,7 +481,7 @@ def graphql(url: str, query: str) -> dict:
 
 @pytest.fixture
 def platform(stack: Stack):
-    """The session's `strata up` (tests.conftest.stack)."""
+    """The module's `strata up` (tests.conftest.stack)."""
     return stack.home, stack.env, stack.dagster.url
 
 
