@@ -9,7 +9,7 @@ four checks, the metadata, and the move of the file to the archive. A second clo
 `documents/social_posts` that follows it in production: the raw-document copy into the embedded Mongo engine
 (the source mirrors to Mongo; the default engine is the embedded one) with its check.
 
-Memory: the peak RSS of this process (the kernel's ru_maxrss) plus its children's, sampled every 50 ms, over both
+Memory: the peak RSS of this process (the kernel's high-water mark, VmHWM) plus its children's, sampled every 50 ms, over both
 materializations; the figures are the RSS just before them, the peak once bronze is loaded and the peak over both.
 Prints one JSON line with the figures.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import sys
 import threading
@@ -43,9 +42,19 @@ SAMPLE_EVERY_S = 0.05
 CHILDREN_EVERY_S = 1.0
 
 
+def _high_water_mark() -> int:
+    """This process's peak RSS in bytes: VmHWM belongs to the process's own memory map. (ru_maxrss does not: a
+    child spawned with vfork, as subprocess does, inherits the parent's peak through exec.)"""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # reported in kB
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 class TreeRss:
     """The peak RSS (MB) of this process plus its children while `with` runs: this process's own peak from the
-    kernel (ru_maxrss), its children's RSS sampled (the list of children refreshed every second, since walking
+    kernel (VmHWM), its children's RSS sampled (the list of children refreshed every second, since walking
     /proc for them is what costs)."""
 
     def __init__(self) -> None:
@@ -72,7 +81,7 @@ class TreeRss:
         while not self._stop.is_set():
             if time.monotonic() - refreshed >= CHILDREN_EVERY_S:
                 self._children, refreshed = self.process.children(recursive=True), time.monotonic()
-            own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+            own_peak = _high_water_mark()
             self.peak = max(self.peak, (own_peak + self._children_rss()) / 1e6)
             self._stop.wait(SAMPLE_EVERY_S)
 

@@ -398,7 +398,7 @@ def bronze_memory(ctx: BenchContext) -> ScenarioResult:
     extra = (growths[-1] - growths[0]) / growths[0] * 100 if growths[0] > 0 else None
     result.target("load memory growth, smallest → largest input", extra, "<=", MAX_RSS_GROWTH_PCT, " %")
     result.notes.append(
-        "peak RSS of the process (the kernel's ru_maxrss) plus its children's (sampled every 50 ms); growth = "
+        "peak RSS of the process (the kernel's high-water mark, VmHWM) plus its children's (sampled every 50 ms); growth = "
         "peak − RSS just before the materialization (imports, Dagster and the resources excluded); the target "
         "compares the growth at the largest input with the growth at the smallest"
     )
