@@ -117,7 +117,6 @@ def demo_home() -> Iterator[Home]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-COPYING_INTO_BRONZE = ("query LIKE %s", 'COPY "bronze".%')
 DBT_AT_WORK = ("application_name = %s", "dbt")
 DBT_WAITING = ("wait_event_type = 'Lock' AND application_name = %s", "dbt")
 
@@ -138,6 +137,23 @@ def active(home: Home, statement: tuple[str, str]) -> bool:
             )
     except psycopg.OperationalError:
         return False  # the server is not up yet
+
+
+def copying_the_big_file(home: Home) -> bool:
+    """Whether bronze is inside BIG_FILE's COPY: its load registered as ingesting, a COPY into its table running.
+    (Any COPY would not do: a small file's COPY can commit between the look and the kill.)"""
+    try:
+        with psycopg.connect(home.warehouse, connect_timeout=2) as conn:
+            return bool(
+                conn.execute(
+                    """SELECT 1 FROM ledger.loads l, pg_stat_activity a
+                       WHERE l.path LIKE %s AND l.status = 'ingesting'
+                         AND a.state = 'active' AND a.query LIKE %s""",
+                    ("%" + BIG_FILE, 'COPY "bronze"."video_users"%'),
+                ).fetchone()
+            )
+    except (psycopg.OperationalError, psycopg.errors.UndefinedTable):
+        return False  # the server or the ledger is not there yet
 
 
 def state(warehouse: str, qdrant: Path) -> dict:
@@ -263,7 +279,7 @@ def kill_in_each_phase_then_finish(home: Home) -> tuple[list[str], list]:
 
     # 1. Inside bronze's COPY: nothing of the partition may be visible, its loads stay `ingesting`.
     demo = home.start_demo()
-    demo.wait_for(lambda: active(home, COPYING_INTO_BRONZE), "a COPY into bronze")
+    demo.wait_for(lambda: copying_the_big_file(home), "the big file's COPY into bronze")
     demo.kill()
     with psycopg.connect(home.warehouse) as conn:
         loads = conn.execute("SELECT source, load_id FROM ledger.loads WHERE status = 'ingesting'").fetchall()
