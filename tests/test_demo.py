@@ -121,39 +121,35 @@ DBT_AT_WORK = ("application_name = %s", "dbt")
 DBT_WAITING = ("wait_event_type = 'Lock' AND application_name = %s", "dbt")
 
 
+def holds(home: Home, query: sql.Composable | str, params: tuple) -> bool:
+    """Whether the query finds a row in the warehouse right now; False while the server or the ledger is not up."""
+    try:
+        with psycopg.connect(home.warehouse, connect_timeout=2) as conn:
+            return bool(conn.execute(query, params).fetchone())
+    except (psycopg.OperationalError, psycopg.errors.UndefinedTable):
+        return False
+
+
 def active(home: Home, statement: tuple[str, str]) -> bool:
     """Whether the warehouse is executing a statement of the kind given right now."""
     condition, value = statement
-    try:
-        with psycopg.connect(home.warehouse, connect_timeout=2) as conn:
-            return bool(
-                conn.execute(
-                    sql.SQL(
-                        "SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() AND "
-                    )
-                    + sql.SQL(condition),
-                    (value,),
-                ).fetchone()
-            )
-    except psycopg.OperationalError:
-        return False  # the server is not up yet
+    return holds(
+        home,
+        sql.SQL("SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() AND ")
+        + sql.SQL(condition),
+        (value,),
+    )
 
 
 def copying_the_big_file(home: Home) -> bool:
     """Whether bronze is inside BIG_FILE's COPY: its load registered as ingesting, a COPY into its table running.
     (Any COPY would not do: a small file's COPY can commit between the look and the kill.)"""
-    try:
-        with psycopg.connect(home.warehouse, connect_timeout=2) as conn:
-            return bool(
-                conn.execute(
-                    """SELECT 1 FROM ledger.loads l, pg_stat_activity a
-                       WHERE l.path LIKE %s AND l.status = 'ingesting'
-                         AND a.state = 'active' AND a.query LIKE %s""",
-                    ("%" + BIG_FILE, 'COPY "bronze"."video_users"%'),
-                ).fetchone()
-            )
-    except (psycopg.OperationalError, psycopg.errors.UndefinedTable):
-        return False  # the server or the ledger is not there yet
+    return holds(
+        home,
+        """SELECT 1 FROM ledger.loads l, pg_stat_activity a
+           WHERE l.path LIKE %s AND l.status = 'ingesting' AND a.state = 'active' AND a.query LIKE %s""",
+        ("%" + BIG_FILE, 'COPY "bronze"."video_users"%'),
+    )
 
 
 def state(warehouse: str, qdrant: Path) -> dict:

@@ -9,9 +9,9 @@ four checks, the metadata, and the move of the file to the archive. A second clo
 `documents/social_posts` that follows it in production: the raw-document copy into the embedded Mongo engine
 (the source mirrors to Mongo; the default engine is the embedded one) with its check.
 
-Memory: the peak RSS of this process (the kernel's high-water mark, VmHWM) plus its children's, sampled every 50 ms, over both
-materializations; the figures are the RSS just before them, the peak once bronze is loaded and the peak over both.
-Prints one JSON line with the figures.
+Memory: the peak RSS of this process (the kernel's high-water mark, VmHWM) plus its children's, sampled every
+50 ms, over both materializations; the figures are the RSS just before them, the peak once bronze is loaded and the
+peak over both. Prints one JSON line with the figures.
 """
 
 from __future__ import annotations

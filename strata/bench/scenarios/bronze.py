@@ -398,9 +398,9 @@ def bronze_memory(ctx: BenchContext) -> ScenarioResult:
     extra = (growths[-1] - growths[0]) / growths[0] * 100 if growths[0] > 0 else None
     result.target("load memory growth, smallest → largest input", extra, "<=", MAX_RSS_GROWTH_PCT, " %")
     result.notes.append(
-        "peak RSS of the process (the kernel's high-water mark, VmHWM) plus its children's (sampled every 50 ms); growth = "
-        "peak − RSS just before the materialization (imports, Dagster and the resources excluded); the target "
-        "compares the growth at the largest input with the growth at the smallest"
+        "peak RSS of the process (the kernel's high-water mark, VmHWM) plus its children's (sampled every 50 ms); "
+        "growth = peak − RSS just before the materialization (imports, Dagster and the resources excluded); the "
+        "target compares the growth at the largest input with the growth at the smallest"
     )
     result.notes.append(
         "the raw-document copy (documents/social_posts) writes to the embedded Mongo engine (litemongo 0.2), "

@@ -59,33 +59,30 @@ def code_location_load(ctx: BenchContext) -> ScenarioResult:
     (floor / "workspace.yaml").write_text(
         f"load_from:\n  - python_module:\n      module_name: floor_definitions\n      working_directory: {floor}\n"
     )
-    dagster = str(Path(PYTHON).parent / "dagster")
+    validate = [str(Path(PYTHON).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"]
+    # Each figure: Strata's command (run in the repository) and its floor's (run in the floor's folder).
     commands = {
-        "import strata.definitions": ([PYTHON, "-c", "import strata.definitions"], REPO_ROOT),
-        "dagster definitions validate": (
-            [dagster, "definitions", "validate", "-w", "workspace.yaml"],
-            REPO_ROOT,
+        "import strata.definitions": (
+            [PYTHON, "-c", "import strata.definitions"],
+            [PYTHON, "-c", "import floor_definitions"],
         ),
-    }
-    floors = {
-        "import strata.definitions": ([PYTHON, "-c", "import floor_definitions"], floor),
-        "dagster definitions validate": ([dagster, "definitions", "validate", "-w", "workspace.yaml"], floor),
+        "dagster definitions validate": (validate, validate),
     }
     env = {"DAGSTER_HOME": str(dagster_home)}
-    for name, (args, cwd) in commands.items():
+    for name, (args, floor_args) in commands.items():
         runs, floor_runs = [], []
         # Alternating, so that a change in the machine's speed weighs on both alike.
         for _ in range(repeats):
-            runs.append(_wall(args, cwd, env))
-            floor_runs.append(_wall(floors[name][0], floors[name][1], env))
-        median = statistics.median(runs)
+            runs.append(_wall(args, REPO_ROOT, env))
+            floor_runs.append(_wall(floor_args, floor, env))
+        median, floor_median = statistics.median(runs), statistics.median(floor_runs)
         result.figures[name] = {
             "median_s": median,
             "min_s": min(runs),
             "max_s": max(runs),
-            "floor_s": statistics.median(floor_runs),
+            "floor_s": floor_median,
         }
-        result.ratio(f"{name}: Strata/floor", median, statistics.median(floor_runs))
+        result.ratio(f"{name}: Strata/floor", median, floor_median)
         result.target(name, median, "<=", MAX_SECONDS, " s")
     result.notes.append(
         "floor = the same command on a one-asset definitions module importing dagster and dagster_dbt (which "
