@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from psycopg import sql
@@ -36,7 +36,6 @@ MAX_RATIO = 1.25
 # ≥ 100k posts a day (1,440 × 1.02 a day at scale 1): at that size a cost that grows with history shows.
 SCALE = 70
 QUICK_SCALE = 1
-START = date(2026, 10, 1)
 # Sources that need a live Mongo to generate; their bronze assets still run (on an empty store).
 SOURCES = (
     "social_posts",
@@ -50,8 +49,6 @@ SOURCES = (
     "dmap_ad_spend",
     "video_playback",
 )
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 KEEP_SCHEMAS = ("public", "information_schema")
 
 
@@ -125,6 +122,8 @@ def _day_keys(assets_def, days: list[str]) -> list[str]:
 
 
 def _history_and_new_day(ctx: BenchContext, history: int) -> dict:
+    # The first days the definitions partition: files dated before them are refused at landing.
+    from assets.partitions import START
     from strata.generate import generate
 
     root = ctx.work_dir / f"incremental-{history}d"
@@ -164,6 +163,7 @@ def _run(ctx: BenchContext, history: int, days: list[str], landing: Path, stagin
     from assets.bronze import ledger
     from assets.bronze.discover import data_partitions
     from assets.bronze.factory import bronze_assets
+    from assets.partitions import RANGE_END_TAG, RANGE_START_TAG
     from assets.transform import dbt_assets
     from strata.definitions import defs
 
@@ -193,7 +193,10 @@ def _run(ctx: BenchContext, history: int, days: list[str], landing: Path, stagin
     # History, as `strata demo` loads it.
     history_days = days[:-1]
     started = time.perf_counter()
-    for asset, key in bronze_partitions(set(history_days)):
+    history_steps = bronze_partitions(set(history_days))
+    if not any(key for _, key in history_steps):
+        raise RuntimeError(f"no partition of {history_days[0]} … {history_days[-1]} was found in {landing}")
+    for asset, key in history_steps:
         run(f"bronze {asset.key.to_user_string()}[{key}]", [asset], partition_key=key)
     run(
         "dbt unpartitioned",
@@ -202,7 +205,11 @@ def _run(ctx: BenchContext, history: int, days: list[str], landing: Path, stagin
     )
     for assets_def in partitioned:
         keys = _day_keys(assets_def, history_days)
-        run(f"dbt {assets_def.op.name}", [assets_def], tags={RANGE_START: keys[0], RANGE_END: keys[-1]})
+        run(
+            f"dbt {assets_def.op.name}",
+            [assets_def],
+            tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]},
+        )
     run("dbt after partitions", [unpartitioned], selection=dg.AssetSelection.assets(*after))
     history_s = time.perf_counter() - started
     ctx.log(f"incremental_partition: {history} days of history loaded in {history_s:.0f} s")
@@ -226,7 +233,7 @@ def _run(ctx: BenchContext, history: int, days: list[str], landing: Path, stagin
             run(
                 f"new dbt {assets_def.op.name}",
                 [assets_def],
-                tags={RANGE_START: keys[0], RANGE_END: keys[-1]},
+                tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]},
             )
     dbt_s = time.perf_counter() - started
     dbt_scanned, scanned = _rows_scanned(ctx) - scanned, _rows_scanned(ctx)
