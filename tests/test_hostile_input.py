@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,6 +154,24 @@ CASES = [
         quarantined=((1, "malformed_json"),),
     ),
     Case("line-of-10-mb", POSTS, "ten-mb.jsonl", lines(post("ten-mb", text="a" * TEN_MB)), loaded=1),
+    # A line repeated byte for byte in the same file: the first stays, the repeat is set aside.
+    Case(
+        "repeated-line",
+        POSTS,
+        "repeated.jsonl",
+        lines(post("said-twice", text="é"), post("said-once"), post("said-twice", text="é")),
+        loaded=2,
+        quarantined=((3, "duplicate_record"),),
+    ),
+    # More rejected bytes than the load holds in memory (6 MB > QuarantineSpool.MAX_IN_MEMORY): they wait on disk.
+    Case(
+        "mostly-broken-lines",
+        POSTS,
+        "mostly-broken.jsonl",
+        lines(*(b'{"post_id": "broken-%d", "text": "' % n + b"x" * 1000 for n in range(6000)), post("whole")),
+        loaded=1,
+        quarantined=tuple((n, "malformed_json") for n in range(1, 6001)),
+    ),
     Case(
         "nan-literal",
         POSTS,
@@ -743,7 +762,13 @@ def test_control_files_beside_the_hostile_ones_load_completely(landed, warehouse
 def test_quarantine_keeps_the_exact_bytes_of_each_rejected_line(landed, warehouse):
     cases = {case.id: case for case in CASES}
     with warehouse.connect() as conn:
-        for case_id in ("invalid-utf8", "raw-nul-bytes", "escaped-nul-in-string-and-key", "nan-literal"):
+        for case_id in (
+            "invalid-utf8",
+            "raw-nul-bytes",
+            "escaped-nul-in-string-and-key",
+            "nan-literal",
+            "mostly-broken-lines",
+        ):
             case = cases[case_id]
             load = ledger_row(conn, case.source, case.path)
             kept = {number: bytes(raw) for _, number, _, _, raw in quarantine_rows(conn, load["load_id"])}
@@ -764,6 +789,10 @@ def test_each_new_kind_of_rejection_says_exactly_why(landed, warehouse):
             2: "the columns named 'note' hold different values; one object would keep one"
         },
         "csv-nul-byte-in-field": {1: "\\u0000 cannot be stored in jsonb"},
+        "repeated-line": {
+            3: "same bytes as an earlier record of the partition "
+            f"(md5 {hashlib.md5(post('said-twice', text='é')).hexdigest()})"
+        },
     }
     details = {}
     with warehouse.connect() as conn:

@@ -11,13 +11,10 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from assets.bronze.quarantine import Quarantined, write_quarantine
 from assets.bronze.sources import Source
-from assets.bronze.tables import table
+from assets.bronze.tables import QUARANTINE, table
 
 DUPLICATE_RECORD = "duplicate_record"
-# Duplicates moved to quarantine per statement, so that a partition of many holds only one batch of raw JSON.
-MOVE_BATCH = 10_000
 
 
 def duplicate_scope(source: Source, alias: str | None = None) -> list[sql.Composable]:
@@ -81,53 +78,53 @@ def quarantine_duplicates(
     partition_key: str | None,
     load_ids: list[int],
     candidates: set[bytes] | None,
-) -> list[tuple[int, int]]:
-    """Move the byte-identical repeats among the records of `load_ids` to quarantine; returns their (load id,
-    record number). `candidates` (hashes from the screen) limits the check to records that may repeat; None
-    checks every record of the loads against the whole partition."""
+) -> dict[int, int]:
+    """Move the byte-identical repeats among the records of `load_ids` to quarantine; returns how many per load.
+    `candidates` (hashes from the screen) limits the check to records that may repeat; None checks every record of
+    the loads against the whole partition. One statement finds, deletes and quarantines them: their raw JSON never
+    travels through Python, so memory stays flat however many repeat."""
     if candidates is not None and not candidates:
-        return []
+        return {}
     same_partition = sql.SQL("").join(
         sql.SQL(" AND {} = {}").format(old, new)
         for old, new in zip(duplicate_scope(source, "o"), duplicate_scope(source, "n"), strict=True)
     )
-    repeats = sql.SQL(
+    # Every part of the statement sees the rows as they were before it: the first of each set of repeats has no
+    # earlier twin, so it stays whatever the others do. raw::text is what write_quarantine keeps of a jsonb
+    # value (jsonb holds neither invalid UTF-8 nor NUL).
+    move = sql.SQL(
         """
-        SELECT n.load_id, n.record_number FROM {table} n
-        WHERE n.load_id = ANY(%(loads)s){only_candidates} AND EXISTS (
-            SELECT 1 FROM {table} o
-            WHERE o.record_hash = n.record_hash{same_partition}
-              AND (o.load_id, o.record_number) < (n.load_id, n.record_number))
+        WITH repeats AS (
+            SELECT n.load_id, n.record_number FROM {table} n
+            WHERE n.load_id = ANY(%(loads)s){only_candidates} AND EXISTS (
+                SELECT 1 FROM {table} o
+                WHERE o.record_hash = n.record_hash{same_partition}
+                  AND (o.load_id, o.record_number) < (n.load_id, n.record_number))
+        ), moved AS (
+            DELETE FROM {table} t USING repeats r
+            WHERE t.load_id = r.load_id AND t.record_number = r.record_number
+            RETURNING t.load_id, t.source_file, t.record_number, t.raw::text AS raw_text, t.record_hash
+        ), quarantined AS (
+            INSERT INTO {quarantine}
+                (source, load_id, source_file, record_number, partition_key, reason, detail, raw_text, raw_bytes)
+            SELECT %(source)s, load_id, source_file, record_number, %(partition_key)s, %(reason)s,
+                   'same bytes as an earlier record of the partition (md5 ' || encode(record_hash, 'hex') || ')',
+                   raw_text, convert_to(raw_text, 'UTF8')
+            FROM moved
+        )
+        SELECT load_id, count(*) FROM moved GROUP BY load_id
         """
     ).format(
         table=table(source),
+        quarantine=QUARANTINE,
         same_partition=same_partition,
         only_candidates=sql.SQL(" AND n.record_hash = ANY(%(candidates)s)") if candidates else sql.SQL(""),
     )
-    keys = conn.execute(repeats, {"loads": load_ids, "candidates": list(candidates or ())}).fetchall()
-    move = sql.SQL(
-        """
-        DELETE FROM {} WHERE (load_id, record_number) IN (SELECT * FROM unnest(%s::int8[], %s::int8[]))
-        RETURNING load_id, source_file, record_number, raw::text, record_hash
-        """
-    ).format(table(source))
-    for start in range(0, len(keys), MOVE_BATCH):
-        batch = keys[start : start + MOVE_BATCH]
-        moved = conn.execute(move, ([k[0] for k in batch], [k[1] for k in batch])).fetchall()
-        write_quarantine(
-            conn,
-            source.name,
-            partition_key,
-            [
-                Quarantined(
-                    load_id,
-                    source_file,
-                    number,
-                    DUPLICATE_RECORD,
-                    f"same bytes as an earlier record of the partition (md5 {digest.hex()})",
-                    text.encode(),
-                )
-                for load_id, source_file, number, text, digest in moved
-            ],
-        )
-    return keys
+    params = {
+        "loads": load_ids,
+        "candidates": list(candidates or ()),
+        "source": source.name,
+        "partition_key": partition_key,
+        "reason": DUPLICATE_RECORD,
+    }
+    return dict(conn.execute(move, params).fetchall())

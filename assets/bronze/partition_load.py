@@ -37,7 +37,7 @@ from assets.bronze.contracts import (
 from assets.bronze.documents import MAX_MIRROR_DEPTH, too_deep
 from assets.bronze.duplicates import DUPLICATE_RECORD, DuplicateScreen, quarantine_duplicates
 from assets.bronze.jsonb_refusals import refused_records
-from assets.bronze.quarantine import Quarantined, write_quarantine
+from assets.bronze.quarantine import Quarantined, QuarantineSpool, write_quarantine
 from assets.bronze.readers import FileError
 from assets.bronze.records import extractor, locate, raw_json_dumps, read_records
 from assets.bronze.sources import Source
@@ -122,8 +122,7 @@ def load_partition(
         outcomes.append(outcome)
 
     candidates = screen.finish() if screen else None
-    set_aside = quarantine_duplicates(conn, source, partition_key, load_ids, candidates)
-    duplicates = Counter(load_id for load_id, _ in set_aside)
+    duplicates = quarantine_duplicates(conn, source, partition_key, load_ids, candidates)
     for outcome in outcomes:
         removed = duplicates.get(outcome.load.load_id, 0)
         if removed:
@@ -168,7 +167,8 @@ def _copy_file(
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         table(source), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
-    rejected: list[Quarantined] = []
+    # A failed load drops it with this frame; its temporary file never had a name on disk.
+    rejected = QuarantineSpool()
     mirrored = source.mirror_to_mongo
     breaches_of = outcome.shapes.breaches
     load_id, file_name = load.load_id, load.path
@@ -182,11 +182,11 @@ def _copy_file(
             obj = record.obj
             number, raw = record.number, record.raw
             if obj is None:
-                rejected.append(Quarantined(load_id, file_name, number, record.reason, record.detail, raw))
+                rejected.add(Quarantined(load_id, file_name, number, record.reason, record.detail, raw))
                 continue
             if refused and number in refused:
                 detail = f"jsonb refuses it: {refused[number]}"
-                rejected.append(Quarantined(load_id, file_name, number, "unsupported_json", detail, raw))
+                rejected.add(Quarantined(load_id, file_name, number, "unsupported_json", detail, raw))
                 continue
             values = extract(obj)
             keys = key_values(values)
@@ -194,11 +194,11 @@ def _copy_file(
             if None in keys or "" in keys:
                 missing = [source.fields[i].column for i in required if values[i] is None or values[i] == ""]
                 detail = f"no value for {', '.join(missing)}"
-                rejected.append(Quarantined(load_id, file_name, number, "missing_key", detail, raw))
+                rejected.add(Quarantined(load_id, file_name, number, "missing_key", detail, raw))
                 continue
             if mirrored and too_deep(raw, obj):
                 detail = f"nested deeper than {MAX_MIRROR_DEPTH} levels: the MongoDB copy cannot hold it"
-                rejected.append(Quarantined(load_id, file_name, number, "too_deep", detail, raw))
+                rejected.add(Quarantined(load_id, file_name, number, "too_deep", detail, raw))
                 continue
             # The contract's cost on a conforming record is one call; a breach takes the slow path.
             breaches = breaches_of(obj)
@@ -212,30 +212,31 @@ def _copy_file(
                     values = extract(obj)
                 if contract == "discard_row" or None in key_values(values) or "" in key_values(values):
                     # A record whose key is the breaching value has nothing left to load.
-                    rejected.append(Quarantined(load_id, file_name, number, _reason(breaches), detail, raw))
+                    rejected.add(Quarantined(load_id, file_name, number, _reason(breaches), detail, raw))
                     continue
                 raw = orjson.dumps(obj)
                 outcome.values_discarded.update(r.breach.reason for r in removed)
-                rejected.extend(
-                    Quarantined(
-                        load_id,
-                        file_name,
-                        number,
-                        r.breach.reason,
-                        r.breach.describe(),
-                        orjson.dumps(r.value),
-                        r.breach.path,
+                for r in removed:
+                    rejected.add(
+                        Quarantined(
+                            load_id,
+                            file_name,
+                            number,
+                            r.breach.reason,
+                            r.breach.describe(),
+                            orjson.dumps(r.value),
+                            r.breach.path,
+                        )
                     )
-                    for r in removed
-                )
             digest = md5(raw).digest()
             if screen:
                 screen.add(digest)
             write_row((load_id, file_name, number, *partition_values, digest, *values, raw))
             loaded += 1
     outcome.read, outcome.loaded = read, loaded
-    outcome.quarantined.update(r.reason for r in rejected if r.value_path is None)
+    outcome.quarantined.update(rejected.reasons)
     write_quarantine(conn, source.name, partition_key, rejected)
+    rejected.close()
 
 
 def _reason(breaches: list[Breach]) -> str:
