@@ -93,7 +93,7 @@ def test_unit_tests_of_the_tricky_logic_and_every_gold_kpi_pass(built, warehouse
     statuses = {r["unique_id"].rsplit(".", 1)[-1]: r["status"] for r in results}
     assert statuses and set(statuses.values()) == {"pass"}, statuses
     models = {name.split("_")[0] for name in statuses}
-    assert len(statuses) == 18 and {"posts", "brands", "accounts", "account", "post", "creator"} <= models
+    assert len(statuses) == 19 and {"posts", "brands", "accounts", "account", "post", "creator"} <= models
 
 
 def test_partitions_line_up_with_bronze_and_automation_follows_the_layer(transform):
